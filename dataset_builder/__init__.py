@@ -1,0 +1,1 @@
+"""Build the multilingual dataset: ingest, segment, translate, assemble, export, hub, models, cli."""

@@ -1,0 +1,91 @@
+"""Reading and writing the files stages exchange. Writes are atomic (temp file, then rename) and
+deterministic (stable column order, no timestamps), so a second `dvc repro` finds nothing changed."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from schemas.errors import PolyinstructError
+
+
+def _atomic_target(path: Path) -> tuple[Path, Path]:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    os.close(fd)
+    return path, Path(tmp)
+
+
+def write_parquet(table: pa.Table, path: Path | str, schema: pa.Schema | None = None) -> Path:
+    """Write a table (cast to `schema` when given) atomically with zstd compression."""
+    path, tmp = _atomic_target(Path(path))
+    if schema is not None:
+        table = table.select(schema.names).cast(schema)
+    try:
+        pq.write_table(table, tmp, compression="zstd", write_statistics=True)
+        tmp.replace(path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
+
+
+def write_json(obj: Any, path: Path | str) -> Path:
+    path, tmp = _atomic_target(Path(path))
+    try:
+        tmp.write_text(json.dumps(obj, indent=2, sort_keys=True, ensure_ascii=False, default=str) + "\n",
+                       encoding="utf-8")
+        tmp.replace(path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
+
+
+def write_csv_rows(rows: Iterable[dict[str, Any]], columns: list[str], path: Path | str) -> Path:
+    """Small CSVs for DVC plots."""
+    import csv
+
+    path, tmp = _atomic_target(Path(path))
+    try:
+        with tmp.open("w", newline="", encoding="utf-8") as fh:
+            writer = csv.DictWriter(fh, fieldnames=columns)
+            writer.writeheader()
+            writer.writerows(rows)
+        tmp.replace(path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
+
+
+def parquet_files(path: Path | str) -> list[Path]:
+    """A Parquet file, or the sorted Parquet files of a directory; errors name the path and the fix."""
+    path = Path(path)
+    if not path.exists():
+        raise PolyinstructError(f"{path}: not found; run the stage that writes it first (dvc repro)")
+    if path.is_file():
+        return [path]
+    files = sorted(p for p in path.glob("*.parquet") if not p.name.startswith("."))
+    if not files:
+        raise PolyinstructError(f"{path}: directory holds no .parquet files")
+    return files
+
+
+def read_table(path: Path | str, required: Iterable[str] = ()) -> pa.Table:
+    """Read one Parquet file and check it has the `required` columns."""
+    path = Path(path)
+    try:
+        table = pq.read_table(path)
+    except (OSError, pa.ArrowInvalid) as err:
+        raise PolyinstructError(f"{path}: not a readable Parquet file ({err})") from None
+    missing = [c for c in required if c not in table.column_names]
+    if missing:
+        raise PolyinstructError(
+            f"{path}: missing column(s) {', '.join(missing)}; it has {', '.join(table.column_names)}"
+        )
+    return table

@@ -1,0 +1,108 @@
+"""The one CLI, `polyinstruct`. DVC stages are thin calls of these commands."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from schemas.errors import PolyinstructError
+from schemas.params import Params, load_params
+
+app = typer.Typer(
+    name="polyinstruct",
+    help="Turn English instruction data into a clean multilingual parallel dataset and train LoRA adapters.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+model_app = typer.Typer(help="Build, convert and inspect models.", no_args_is_help=True)
+app.add_typer(model_app, name="model")
+
+ParamsOption = Annotated[
+    Path | None, typer.Option("--params", help="params.yaml to read; default ./params.yaml if present")
+]
+
+
+def get_params(path: Path | None) -> Params:
+    """Params from --params, else ./params.yaml when present, else the built-in defaults."""
+    if path is None:
+        return load_params("params.yaml") if Path("params.yaml").exists() else Params()
+    return load_params(path)
+
+
+@app.command()
+def languages(
+    set_name: Annotated[str, typer.Option("--set", help="bactrian-x, chen2024 or demo")] = "bactrian-x",
+) -> None:
+    """Print a language set as a table of codes."""
+    from schemas.languages import language_set
+
+    langs = language_set(set_name)
+    table = Table(title=f"{set_name}: {len(langs)} languages")
+    for col in ("FLORES-200", "ISO 639-1", "mBART-50", "name", "script"):
+        table.add_column(col)
+    for lang in langs:
+        table.add_row(lang.flores, lang.iso639_1 or "-", lang.mbart50 or "-", lang.name, lang.script)
+    Console().print(table)
+
+
+@app.command()
+def ingest(
+    source: Annotated[str | None, typer.Option("--in", help="file, `embedded`, or hf:ORG/NAME")] = None,
+    fmt: Annotated[str | None, typer.Option("--format", help="auto|alpaca|dolly|json|jsonl|csv|parquet")] = None,
+    out: Annotated[Path, typer.Option(help="output Parquet")] = Path("data/source.parquet"),
+    rejects: Annotated[Path, typer.Option(help="rejects Parquet")] = Path("data/rejects/ingest.parquet"),
+    metrics: Annotated[Path | None, typer.Option(help="metrics JSON")] = Path("metrics/ingest.json"),
+    limit: Annotated[int | None, typer.Option(help="keep the first N records")] = None,
+    sample: Annotated[int | None, typer.Option(help="keep a random sample of N records")] = None,
+    seed: Annotated[int | None, typer.Option(help="seed for --sample")] = None,
+    column: Annotated[list[str] | None, typer.Option("--map", help="FIELD=COLUMN, e.g. output=response")] = None,
+    params_path: ParamsOption = None,
+) -> None:
+    """Read English instruction data into data/source.parquet; bad records go to the rejects table."""
+    from dataset_builder.ingest import ingest as run_ingest
+
+    data = get_params(params_path).data
+    overrides: dict[str, object] = {"source": source, "format": fmt, "limit": limit, "sample": sample, "seed": seed}
+    if column:
+        bad = [c for c in column if "=" not in c]
+        if bad:
+            raise PolyinstructError(f"--map {bad[0]}: expected FIELD=COLUMN, e.g. --map output=response")
+        overrides["column_map"] = dict(c.split("=", 1) for c in column)
+    from schemas.params import parse_params
+
+    merged = data.model_dump() | {k: v for k, v in overrides.items() if v is not None}
+    data = parse_params({"data": merged}, "command line").data
+    result = run_ingest(data, out, rejects, metrics)
+    reasons = ", ".join(f"{k}={v}" for k, v in result.by_reason.items()) or "none"
+    typer.echo(f"ingest: kept {result.kept}, rejected {result.rejected} ({reasons}) -> {out}")
+
+
+def _register_areas() -> None:
+    from dataset_builder.commands import export, quality, training, translate
+
+    for area in (translate, quality, export, training):
+        area.register(app, model_app)
+
+
+_register_areas()
+
+
+def main() -> None:
+    try:
+        app()
+    except PolyinstructError as err:
+        print(f"error: {err}", file=sys.stderr)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

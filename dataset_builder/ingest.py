@@ -1,0 +1,280 @@
+"""Ingest: read English instruction data from any common layout into `SourceRecord` Parquet.
+
+Bad records never stop the run: each goes to the rejects ledger with its file, line (or element)
+and reason. Whole-file problems (missing, empty, undecodable array) are one-line errors."""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+import pyarrow as pa
+
+from dataset_builder.artifacts import write_json, write_parquet
+from dataset_builder.ledger import check_conservation, rejects_table, write_rejects
+from schemas.errors import PolyinstructError
+from schemas.params import DataParams
+from schemas.records import SOURCE_SCHEMA, TEXT_FIELDS
+
+STAGE = "ingest"
+EMBEDDED = "embedded"
+# Our field -> the column that holds it, per known layout.
+LAYOUT_COLUMNS: dict[str, dict[str, str]] = {
+    "alpaca": {"instruction": "instruction", "input": "input", "output": "output"},
+    "dolly": {"instruction": "instruction", "input": "context", "output": "response"},
+}
+
+
+@dataclass
+class RawBatch:
+    """Records as read, before checks: each with its position and where it came from."""
+
+    source_name: str
+    records: list[tuple[int, str, Any]] = field(default_factory=list)  # (index, location, record)
+    unreadable: list[tuple[int, str, str, str]] = field(default_factory=list)  # (index, location, reason, detail)
+
+
+def embedded_sample_path() -> Path:
+    return Path(str(resources.files("dataset_builder") / "data" / "sample_alpaca.json"))
+
+
+def _read_bytes(path: Path) -> bytes:
+    if not path.exists():
+        raise PolyinstructError(f"{path}: file not found; check data.source in params.yaml or --in")
+    if path.is_dir():
+        raise PolyinstructError(f"{path}: is a directory; point --in at a file")
+    data = path.read_bytes()
+    if not data.strip():
+        raise PolyinstructError(f"{path}: file is empty; it must hold at least one instruction record")
+    return data
+
+
+def _read_json_array(path: Path, data: bytes, batch: RawBatch) -> None:
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        line = data[: err.start].count(b"\n") + 1
+        raise PolyinstructError(f"{path}:{line}: byte {err.start} is not UTF-8; re-encode the file as UTF-8") from None
+    try:
+        items = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise PolyinstructError(f"{path}:{err.lineno}: not valid JSON ({err.msg}); fix the file or use JSON lines") \
+            from None
+    if not isinstance(items, list):
+        raise PolyinstructError(f"{path}: top level must be a JSON array of records, got {type(items).__name__}")
+    batch.records.extend((i, f"{path}: element {i}", item) for i, item in enumerate(items))
+
+
+def _read_json_lines(path: Path, data: bytes, batch: RawBatch) -> None:
+    index = 0
+    for lineno, raw in enumerate(data.split(b"\n"), start=1):
+        if not raw.strip():
+            continue
+        where = f"{path}:{lineno}"
+        try:
+            line = raw.decode("utf-8-sig" if lineno == 1 else "utf-8")
+        except UnicodeDecodeError as err:
+            batch.unreadable.append((index, where, "not_utf8", f"{where}: byte {err.start} of the line is not UTF-8"))
+        else:
+            try:
+                batch.records.append((index, where, json.loads(line)))
+            except json.JSONDecodeError as err:
+                batch.unreadable.append((index, where, "malformed_json", f"{where}: {err.msg} at column {err.colno}"))
+        index += 1
+
+
+def _read_frame(path: Path, fmt: str, batch: RawBatch) -> None:
+    try:
+        frame = (pl.read_csv(path, infer_schema=False) if fmt == "csv" else pl.read_parquet(path))
+    except Exception as err:  # noqa: BLE001 - any reader failure becomes one line naming the file
+        raise PolyinstructError(f"{path}: cannot read as {fmt} ({str(err).splitlines()[0]})") from None
+    if frame.height == 0:
+        raise PolyinstructError(f"{path}: file is empty; it must hold at least one instruction record")
+    line_offset = 2 if fmt == "csv" else 0  # CSV: header is line 1
+    batch.records.extend(
+        (i, f"{path}:{i + line_offset}" if fmt == "csv" else f"{path}: row {i}", row)
+        for i, row in enumerate(frame.iter_rows(named=True))
+    )
+
+
+def _read_hub(dataset_id: str, batch: RawBatch) -> None:
+    try:
+        from datasets import load_dataset
+
+        ds = load_dataset(dataset_id, split="train")
+    except Exception as err:  # noqa: BLE001 - offline or missing dataset: say what to do
+        first = str(err).splitlines()[0] if str(err) else type(err).__name__
+        raise PolyinstructError(
+            f"hf:{dataset_id}: cannot load from the Hugging Face Hub ({first}); check the id and your network,"
+            " or download it elsewhere and pass the file with --in"
+        ) from None
+    batch.records.extend((i, f"hf:{dataset_id}: row {i}", row) for i, row in enumerate(ds))
+
+
+def detect_format(path: Path, data: bytes) -> str:
+    suffix = path.suffix.lower()
+    if suffix in (".csv", ".parquet"):
+        return suffix[1:]
+    if suffix == ".jsonl":
+        return "jsonl"
+    return "json" if data.lstrip()[:1] == b"[" else "jsonl"
+
+
+def read_raw(source: str, fmt: str = "auto", source_name: str | None = None) -> tuple[RawBatch, str]:
+    """Read every record of `source` (a path, `embedded`, or `hf:ID`). Returns the batch and the layout."""
+    if source.startswith("hf:"):
+        dataset_id = source[3:]
+        batch = RawBatch(source_name or dataset_id.rsplit("/", 1)[-1])
+        _read_hub(dataset_id, batch)
+        return batch, fmt
+    path = embedded_sample_path() if source == EMBEDDED else Path(source)
+    batch = RawBatch(source_name or ("sample" if source == EMBEDDED else path.stem.split(".")[0]))
+    if fmt in ("csv", "parquet") or (fmt == "auto" and path.suffix.lower() in (".csv", ".parquet")):
+        if not path.exists():
+            raise PolyinstructError(f"{path}: file not found; check data.source in params.yaml or --in")
+        _read_frame(path, fmt if fmt != "auto" else path.suffix.lower()[1:], batch)
+        return batch, fmt
+    data = _read_bytes(path)
+    physical = detect_format(path, data) if fmt in ("auto", "alpaca", "dolly") else fmt
+    if physical == "json":
+        _read_json_array(path, data, batch)
+    else:
+        _read_json_lines(path, data, batch)
+    return batch, fmt
+
+
+def _column_map(fmt: str, first_keys: set[str], overrides: dict[str, str]) -> dict[str, str]:
+    unknown = set(overrides) - set(TEXT_FIELDS)
+    if unknown:
+        raise PolyinstructError(
+            f"data.column_map: unknown field(s) {', '.join(sorted(unknown))}; map only {', '.join(TEXT_FIELDS)}"
+        )
+    if fmt in LAYOUT_COLUMNS:
+        base = LAYOUT_COLUMNS[fmt]
+    elif {"context", "response"} <= first_keys and "output" not in first_keys:
+        base = LAYOUT_COLUMNS["dolly"]
+    else:
+        base = LAYOUT_COLUMNS["alpaca"]
+    return {**base, **overrides}
+
+
+def _select_positions(n: int, limit: int | None, sample: int | None, seed: int) -> list[int]:
+    positions = list(range(n))
+    if sample is not None and sample < n:
+        positions = sorted(random.Random(seed).sample(positions, sample))
+    if limit is not None:
+        positions = positions[:limit]
+    return positions
+
+
+def check_records(batch: RawBatch, fmt: str, params: DataParams) -> tuple[pa.Table, list[dict[str, str]]]:
+    """Apply the per-record contract. Returns raw (unnormalised) good rows and reject rows."""
+    objects = [r for _, _, r in batch.records if isinstance(r, dict)]
+    mapping = _column_map(fmt, set(objects[0]) if objects else set(), params.column_map)
+    by_index = {i: (where, rec) for i, where, rec in batch.records}
+    bad_by_index = {i: (where, reason, detail) for i, where, reason, detail in batch.unreadable}
+    selected = _select_positions(len(by_index) + len(bad_by_index), params.limit, params.sample, params.seed)
+
+    good: dict[str, list[str]] = {"id": [], "source": [], **{f: [] for f in TEXT_FIELDS}}
+    rejects: list[dict[str, str]] = []
+
+    def reject(rid: str, reason: str, detail: str) -> None:
+        rejects.append({"id": rid, "lang": "eng_Latn", "stage": STAGE, "reason": reason, "detail": detail})
+
+    for index in selected:
+        rid = f"{batch.source_name}-{index}"
+        if index in bad_by_index:
+            _, reason, detail = bad_by_index[index]
+            reject(rid, reason, detail)
+            continue
+        where, rec = by_index[index]
+        if not isinstance(rec, dict):
+            reject(rid, "not_an_object", f"{where}: expected a JSON object, got {type(rec).__name__}")
+            continue
+        values: dict[str, str] = {}
+        problem: tuple[str, str] | None = None
+        for fld in TEXT_FIELDS:
+            col = mapping[fld]
+            value = rec.get(col)
+            if value is None:
+                if fld == "input":
+                    value = ""
+                else:
+                    problem = ("missing_field", f"{where}: missing field '{col}' (maps to {fld})")
+                    break
+            if not isinstance(value, str):
+                problem = ("bad_type", f"{where}: field '{col}' must be a string, got {type(value).__name__}")
+                break
+            if len(value) > params.max_field_chars:
+                problem = ("field_too_long", f"{where}: field '{col}' has {len(value):,} characters, over"
+                           f" data.max_field_chars={params.max_field_chars:,}")
+                break
+            values[fld] = value
+        if problem:
+            reject(rid, *problem)
+            continue
+        good["id"].append(rid)
+        good["source"].append(batch.source_name)
+        for fld in TEXT_FIELDS:
+            good[fld].append(values[fld])
+    return pa.table(good, schema=SOURCE_SCHEMA), rejects
+
+
+def normalise_text(frame: pl.DataFrame) -> pl.DataFrame:
+    """NFC, CRLF -> LF, trimmed ends, vectorised over all text fields."""
+    return frame.with_columns(
+        pl.col(f).str.normalize("NFC").str.replace_all("\r\n", "\n", literal=True).str.replace_all("\r", "\n",
+                                                                                                    literal=True)
+        .str.strip_chars() for f in TEXT_FIELDS
+    )
+
+
+def split_exact_duplicates(frame: pl.DataFrame) -> tuple[pl.DataFrame, list[dict[str, str]]]:
+    """Exact duplicate records (all three fields equal after normalisation): keep the first."""
+    first = frame.select(pl.struct(TEXT_FIELDS).is_first_distinct()).to_series()
+    keyed = frame.with_columns(pl.struct(TEXT_FIELDS).rank("dense").alias("_k"))
+    firsts = keyed.filter(first).select("_k", pl.col("id").alias("_first"))
+    dups = keyed.filter(~first).join(firsts, on="_k", how="left")
+    rejects = [
+        {"id": r["id"], "lang": "eng_Latn", "stage": STAGE, "reason": "duplicate_source",
+         "detail": f"same instruction, input and output as {r['_first']}"}
+        for r in dups.select("id", "_first").iter_rows(named=True)
+    ]
+    return frame.filter(first), rejects
+
+
+@dataclass
+class IngestResult:
+    kept: int
+    rejected: int
+    by_reason: dict[str, int]
+
+
+def ingest(params: DataParams, out: Path, rejects_out: Path, metrics_out: Path | None = None) -> IngestResult:
+    started = time.perf_counter()
+    batch, fmt = read_raw(params.source, params.format, params.source_name)
+    if not batch.records and not batch.unreadable:
+        raise PolyinstructError(f"{params.source}: holds no records")
+    table, rejects = check_records(batch, fmt, params)
+    frame = normalise_text(pl.from_arrow(table))
+    frame, dup_rejects = split_exact_duplicates(frame)
+    rejects += dup_rejects
+    n_in = frame.height + len(rejects)
+    check_conservation(STAGE, {"eng_Latn": n_in}, {"eng_Latn": frame.height}, {"eng_Latn": len(rejects)})
+    write_parquet(frame.to_arrow(), out, SOURCE_SCHEMA)
+    write_rejects(rejects_table(rejects), rejects_out)
+    by_reason: dict[str, int] = {}
+    for r in rejects:
+        by_reason[r["reason"]] = by_reason.get(r["reason"], 0) + 1
+    result = IngestResult(kept=frame.height, rejected=len(rejects), by_reason=dict(sorted(by_reason.items())))
+    if metrics_out:
+        write_json({"source": params.source, "in": n_in, "kept": result.kept, "rejected": result.rejected,
+                    "rejected_by_reason": result.by_reason,
+                    "seconds": round(time.perf_counter() - started, 3)}, metrics_out)
+    return result

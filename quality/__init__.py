@@ -1,0 +1,1 @@
+"""Dedup, filters, language ID and validation of the translated dataset."""

@@ -1,0 +1,1 @@
+"""Contracts shared by every stage: record schemas, the params model, the language registry."""

@@ -1,0 +1,139 @@
+"""Language registry: the 52 Bactrian-X languages, named sets, and every NLLB-200 code.
+
+The canonical code inside polyinstruct is the FLORES-200 code (what NLLB uses, e.g. `fra_Latn`).
+`resolve` also accepts ISO 639-1 codes (`fr`) and mBART-50 codes (`fr_XX`).
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass
+from functools import cache
+
+from schemas.errors import PolyinstructError
+
+
+@dataclass(frozen=True)
+class Language:
+    flores: str  # FLORES-200 / NLLB code, canonical inside polyinstruct
+    iso639_1: str | None  # what a Hub dataset card uses
+    mbart50: str | None
+    name: str
+    script: str  # ISO 15924
+
+    @property
+    def config_name(self) -> str:
+        """Hub config name: ISO 639-1 where one exists, FLORES-200 otherwise."""
+        return self.iso639_1 or self.flores
+
+
+# (iso639_1, flores, mbart50, English name). Script is the FLORES suffix.
+_BACTRIAN_X: tuple[tuple[str, str, str, str], ...] = (
+    ("af", "afr_Latn", "af_ZA", "Afrikaans"),
+    ("ar", "arb_Arab", "ar_AR", "Arabic"),
+    ("az", "azj_Latn", "az_AZ", "Azerbaijani"),
+    ("bn", "ben_Beng", "bn_IN", "Bengali"),
+    ("cs", "ces_Latn", "cs_CZ", "Czech"),
+    ("de", "deu_Latn", "de_DE", "German"),
+    ("en", "eng_Latn", "en_XX", "English"),
+    ("es", "spa_Latn", "es_XX", "Spanish"),
+    ("et", "est_Latn", "et_EE", "Estonian"),
+    ("fa", "pes_Arab", "fa_IR", "Persian"),
+    ("fi", "fin_Latn", "fi_FI", "Finnish"),
+    ("fr", "fra_Latn", "fr_XX", "French"),
+    ("gl", "glg_Latn", "gl_ES", "Galician"),
+    ("gu", "guj_Gujr", "gu_IN", "Gujarati"),
+    ("he", "heb_Hebr", "he_IL", "Hebrew"),
+    ("hi", "hin_Deva", "hi_IN", "Hindi"),
+    ("hr", "hrv_Latn", "hr_HR", "Croatian"),
+    ("id", "ind_Latn", "id_ID", "Indonesian"),
+    ("it", "ita_Latn", "it_IT", "Italian"),
+    ("ja", "jpn_Jpan", "ja_XX", "Japanese"),
+    ("ka", "kat_Geor", "ka_GE", "Georgian"),
+    ("kk", "kaz_Cyrl", "kk_KZ", "Kazakh"),
+    ("km", "khm_Khmr", "km_KH", "Khmer"),
+    ("ko", "kor_Hang", "ko_KR", "Korean"),
+    ("lt", "lit_Latn", "lt_LT", "Lithuanian"),
+    ("lv", "lvs_Latn", "lv_LV", "Latvian"),
+    ("mk", "mkd_Cyrl", "mk_MK", "Macedonian"),
+    ("ml", "mal_Mlym", "ml_IN", "Malayalam"),
+    ("mn", "khk_Cyrl", "mn_MN", "Mongolian"),
+    ("mr", "mar_Deva", "mr_IN", "Marathi"),
+    ("my", "mya_Mymr", "my_MM", "Burmese"),
+    ("ne", "npi_Deva", "ne_NP", "Nepali"),
+    ("nl", "nld_Latn", "nl_XX", "Dutch"),
+    ("pl", "pol_Latn", "pl_PL", "Polish"),
+    ("ps", "pbt_Arab", "ps_AF", "Pashto"),
+    ("pt", "por_Latn", "pt_XX", "Portuguese"),
+    ("ro", "ron_Latn", "ro_RO", "Romanian"),
+    ("ru", "rus_Cyrl", "ru_RU", "Russian"),
+    ("si", "sin_Sinh", "si_LK", "Sinhala"),
+    ("sl", "slv_Latn", "sl_SI", "Slovenian"),
+    ("sv", "swe_Latn", "sv_SE", "Swedish"),
+    ("sw", "swh_Latn", "sw_KE", "Swahili"),
+    ("ta", "tam_Taml", "ta_IN", "Tamil"),
+    ("te", "tel_Telu", "te_IN", "Telugu"),
+    ("th", "tha_Thai", "th_TH", "Thai"),
+    ("tl", "tgl_Latn", "tl_XX", "Tagalog"),
+    ("tr", "tur_Latn", "tr_TR", "Turkish"),
+    ("uk", "ukr_Cyrl", "uk_UA", "Ukrainian"),
+    ("ur", "urd_Arab", "ur_PK", "Urdu"),
+    ("vi", "vie_Latn", "vi_VN", "Vietnamese"),
+    ("xh", "xho_Latn", "xh_ZA", "Xhosa"),
+    ("zh", "zho_Hans", "zh_CN", "Chinese"),
+)
+
+BACTRIAN_X: tuple[Language, ...] = tuple(
+    Language(flores=f, iso639_1=i, mbart50=m, name=n, script=f.split("_", 1)[1]) for i, f, m, n in _BACTRIAN_X
+)
+ENGLISH: Language = next(lang for lang in BACTRIAN_X if lang.flores == "eng_Latn")
+
+LANGUAGE_SETS: dict[str, tuple[str, ...]] = {
+    "bactrian-x": tuple(lang.flores for lang in BACTRIAN_X),
+    "chen2024": ("eng_Latn", "bul_Cyrl", "ces_Latn", "deu_Latn", "spa_Latn", "fin_Latn", "fra_Latn",
+                 "rus_Cyrl", "zho_Hans"),
+    # Three scripts (Latin, Cyrillic, Han), all present in the HPLT human-translated test set.
+    "demo": ("eng_Latn", "fra_Latn", "rus_Cyrl", "zho_Hans"),
+}
+
+
+@cache
+def nllb_codes() -> tuple[str, ...]:
+    """The 202 FLORES-200 codes NLLB-200 knows, taken from transformers rather than copied."""
+    from transformers.models.nllb.tokenization_nllb import FAIRSEQ_LANGUAGE_CODES
+
+    return tuple(FAIRSEQ_LANGUAGE_CODES)
+
+
+@cache
+def _index() -> dict[str, Language]:
+    index: dict[str, Language] = {}
+    for code in nllb_codes():
+        index[code] = Language(flores=code, iso639_1=None, mbart50=None, name=code, script=code.split("_", 1)[1])
+    for lang in BACTRIAN_X:  # richer records win over the bare NLLB entries
+        index[lang.flores] = lang
+        index[lang.iso639_1 or lang.flores] = lang
+        if lang.mbart50:
+            index[lang.mbart50] = lang
+    return index
+
+
+class UnknownLanguageError(PolyinstructError, ValueError):  # ValueError: pydantic names the params key
+    pass
+
+
+def resolve(code: str) -> Language:
+    """Look a language up by FLORES-200, ISO 639-1 or mBART-50 code; suggest close codes when unknown."""
+    index = _index()
+    lang = index.get(code.strip())
+    if lang is not None:
+        return lang
+    close = difflib.get_close_matches(code, list(index), n=3, cutoff=0.5)
+    hint = f"did you mean {', '.join(close)}?" if close else "see `polyinstruct languages --set bactrian-x`"
+    raise UnknownLanguageError(f"unknown language code '{code}': {hint}")
+
+
+def language_set(name: str) -> tuple[Language, ...]:
+    if name not in LANGUAGE_SETS:
+        raise PolyinstructError(f"unknown language set '{name}'; choose one of: {', '.join(LANGUAGE_SETS)}")
+    return tuple(resolve(code) for code in LANGUAGE_SETS[name])

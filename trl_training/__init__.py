@@ -1,0 +1,1 @@
+"""Mixtures, prompt templates, TRL SFT with LoRA, and evaluation."""
