@@ -84,9 +84,9 @@ def ingest(
 
 
 def _register_areas() -> None:
-    from dataset_builder.commands import export, quality, training, translate
+    from dataset_builder.commands import export, quality, training, translate, validation
 
-    for area in (translate, quality, export, training):
+    for area in (translate, quality, validation, export, training):
         area.register(app, model_app)
 
 

@@ -86,6 +86,10 @@ _BACTRIAN_X: tuple[tuple[str, str, str, str], ...] = (
 BACTRIAN_X: tuple[Language, ...] = tuple(
     Language(flores=f, iso639_1=i, mbart50=m, name=n, script=f.split("_", 1)[1]) for i, f, m, n in _BACTRIAN_X
 )
+# Languages of the named sets that Bactrian-X lacks (Chen et al. 2024 adds Bulgarian).
+EXTRA_LANGUAGES: tuple[Language, ...] = (
+    Language(flores="bul_Cyrl", iso639_1="bg", mbart50=None, name="Bulgarian", script="Cyrl"),
+)
 ENGLISH: Language = next(lang for lang in BACTRIAN_X if lang.flores == "eng_Latn")
 
 LANGUAGE_SETS: dict[str, tuple[str, ...]] = {
@@ -110,7 +114,7 @@ def _index() -> dict[str, Language]:
     index: dict[str, Language] = {}
     for code in nllb_codes():
         index[code] = Language(flores=code, iso639_1=None, mbart50=None, name=code, script=code.split("_", 1)[1])
-    for lang in BACTRIAN_X:  # richer records win over the bare NLLB entries
+    for lang in (*BACTRIAN_X, *EXTRA_LANGUAGES):  # richer records win over the bare NLLB entries
         index[lang.flores] = lang
         index[lang.iso639_1 or lang.flores] = lang
         if lang.mbart50:

@@ -1,0 +1,105 @@
+"""Run benchmarks and record them: benchmarks/results/<name>.json plus the table in benchmarks/RESULTS.md.
+
+Usage: python -m benchmarks.run [--quick] NAME [NAME ...]
+Each result carries the command, the machine and the date, so figures are never quoted without context."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import importlib
+import json
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+BENCH_DIR = Path(__file__).resolve().parent
+RESULTS_DIR = BENCH_DIR / "results"
+RESULTS_MD = BENCH_DIR / "RESULTS.md"
+
+
+def machine() -> dict[str, Any]:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    gpu = "none"
+    try:
+        import torch
+
+        if torch.cuda.is_available():
+            gpu = torch.cuda.get_device_name(0)
+    except ImportError:
+        pass
+    return {"cpu": cpu, "cores": os.cpu_count(), "memory_gib": round(psutil.virtual_memory().total / 2**30, 1),
+            "gpu": gpu, "python": platform.python_version(), "platform": platform.platform()}
+
+
+def _cell(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:,.3g}" if abs(value) < 1000 else f"{value:,.0f}"
+    if isinstance(value, int):
+        return f"{value:,}"
+    return str(value)
+
+
+def write_results_md() -> None:
+    lines = ["# Benchmark results", "",
+             "Written by `make bench` (`python -m benchmarks.run`); each row is the latest run of that benchmark.",
+             "Raw figures, with every detail, are in `benchmarks/results/<name>.json`.", ""]
+    for path in sorted(RESULTS_DIR.glob("*.json")):
+        result = json.loads(path.read_text())
+        meta = result["meta"]
+        lines += [f"## {path.stem}", "",
+                  f"- command: `{meta['command']}`" + (" (quick mode)" if meta.get("quick") else ""),
+                  f"- machine: {meta['machine']['cpu']}, {meta['machine']['cores']} cores, "
+                  f"{meta['machine']['memory_gib']} GiB, GPU: {meta['machine']['gpu']}",
+                  f"- date: {meta['date']}; wall time {meta['wall_seconds']:.1f} s", "",
+                  "| metric | value |", "|---|---|"]
+        lines += [f"| {k} | {_cell(v)} |" for k, v in result.get("summary", {}).items()]
+        lines.append("")
+    RESULTS_MD.write_text("\n".join(lines))
+
+
+def run_one(name: str, quick: bool) -> dict[str, Any]:
+    module = importlib.import_module(f"benchmarks.bench_{name}")
+    started = time.perf_counter()
+    result = module.run(quick=quick)
+    result["meta"] = {
+        "command": f"make bench-{name}" if not quick else f"python -m benchmarks.run --quick {name}",
+        "quick": quick,
+        "machine": machine(),
+        "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "wall_seconds": round(time.perf_counter() - started, 2),
+    }
+    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+    (RESULTS_DIR / f"{name}.json").write_text(json.dumps(result, indent=2, sort_keys=True, default=str) + "\n")
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("names", nargs="+")
+    parser.add_argument("--quick", action="store_true", help="small sizes, for a sanity check")
+    args = parser.parse_args(argv)
+    for name in args.names:
+        print(f"== bench {name}", flush=True)
+        result = run_one(name, args.quick)
+        for key, value in result.get("summary", {}).items():
+            print(f"   {key}: {_cell(value)}")
+    write_results_md()
+    print(f"results: {RESULTS_DIR}/, table: {RESULTS_MD}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

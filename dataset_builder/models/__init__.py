@@ -1,0 +1,4 @@
+"""Model preparation: NLLB translation models on CTranslate2 (nllb.py) and base LMs for SFT (lm.py).
+
+Every prepared model directory holds a `manifest.json`; a smoke model's manifest has `smoke: true`,
+and everything produced from it records that."""
