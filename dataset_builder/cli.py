@@ -83,6 +83,27 @@ def ingest(
     typer.echo(f"ingest: kept {result.kept}, rejected {result.rejected} ({reasons}) -> {out}")
 
 
+@model_app.command("prepare")
+def model_prepare(
+    translation_out: Annotated[Path, typer.Option(help="CTranslate2 translation model dir")] = Path(
+        "models/translation"),
+    base_lm_out: Annotated[Path, typer.Option(help="base LM dir for SFT")] = Path("models/base_lm"),
+    params_path: ParamsOption = None,
+) -> None:
+    """Make the models params.yaml names ready: smoke models are built, Hub models downloaded and converted."""
+    from dataset_builder.models.lm import prepare_base_lm
+    from dataset_builder.models.nllb import prepare_translation_model
+
+    params = get_params(params_path)
+    for kind, spec, out, prepare in (
+        ("translation", params.models.translation, translation_out, prepare_translation_model),
+        ("base LM", params.models.base_lm, base_lm_out, prepare_base_lm),
+    ):
+        prepare(spec, out, params)
+        note = " (SMOKE MODEL: random weights, output is not a real translation/answer)" if spec == "smoke" else ""
+        typer.echo(f"model prepare: {kind} '{spec}' -> {out}{note}")
+
+
 def _register_areas() -> None:
     from dataset_builder.commands import export, quality, training, translate, validation
 
