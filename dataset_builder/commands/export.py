@@ -1,9 +1,101 @@
-"""CLI commands of this area; see dataset_builder/commands/__init__.py for the conventions."""
+"""CLI commands of this area: `export` (Hub-layout folder + dataset card) and `push` (upload to the Hub).
+See dataset_builder/commands/__init__.py for the conventions."""
 
-from __future__ import annotations
+# No `from __future__ import annotations`: typer evaluates the option annotations, and ParamsOption is
+# imported inside register() (the CLI module imports this one).
+from pathlib import Path
+from typing import Annotated
 
 import typer
+
+DEFAULT_QUALITY = Path("metrics/quality.json")
+
+
+def _human(n_bytes: int) -> str:
+    size = float(n_bytes)
+    for unit in ("B", "kB", "MB", "GB"):
+        if size < 1000 or unit == "GB":
+            return f"{size:,.0f} {unit}" if unit == "B" else f"{size:,.1f} {unit}"
+        size /= 1000
+    return f"{size:,.1f} GB"
 
 
 def register(app: typer.Typer, model_app: typer.Typer) -> None:
     """Add this area's commands to the CLI."""
+    from dataset_builder.cli import ParamsOption, get_params
+
+    @app.command("export")
+    def export(
+        in_dir: Annotated[Path, typer.Option("--in", help="filtered data: {flores}.parquet per language")] = Path(
+            "data/filtered"),
+        out: Annotated[Path, typer.Option("--out", help="export folder (rebuilt from scratch)")] = Path("data/export"),
+        validation: Annotated[Path | None, typer.Option(
+            "--validation", help="validation result JSON; the export refuses data that failed it")] = None,
+        quality: Annotated[Path | None, typer.Option(
+            "--quality", help="quality metrics JSON for the card's reject counts (default: metrics/quality.json"
+                              " when present)")] = None,
+        seed: Annotated[int | None, typer.Option(help="split seed (overrides export.seed)")] = None,
+        max_shard_mb: Annotated[float | None, typer.Option(
+            "--max-shard-mb", help="shard size limit (overrides export.max_shard_mb)")] = None,
+        params_path: ParamsOption = None,
+    ) -> None:
+        """Write the Hugging Face dataset layout: one config per language, train/validation/test, README card."""
+        from dataset_builder.export import export_dataset
+        from schemas.params import parse_params
+
+        params = get_params(params_path)
+        overrides = {k: v for k, v in {"seed": seed, "max_shard_mb": max_shard_mb}.items() if v is not None}
+        if overrides:
+            merged = params.model_dump() | {"export": params.export.model_dump() | overrides}
+            params = parse_params(merged, "command line")
+        quality_path = quality if quality is not None else (DEFAULT_QUALITY if DEFAULT_QUALITY.exists() else None)
+        result = export_dataset(in_dir, out, params, validation_path=validation, quality_path=quality_path)
+        for c in result.configs:
+            splits = ", ".join(f"{s} {n}" for s, n in c.counts.items())
+            typer.echo(f"export: {c.config} ({c.language.flores}): {splits}")
+        total = sum(c.total for c in result.configs)
+        license_text = result.license if isinstance(result.license, str) else " + ".join(result.license)
+        typer.echo(f"export: {len(result.configs)} configs, {total} rows, default config {result.default_config},"
+                   f" license {license_text} -> {out}")
+        for lang in result.empty_languages:
+            typer.echo(f"export: WARNING: no record of {lang.flores} survived the filters; it has no config", err=True)
+        if result.smoke:
+            typer.echo("export: WARNING: smoke-model output (random weights); the card says so at the top", err=True)
+
+    @app.command("push")
+    def push(
+        export_dir: Annotated[Path, typer.Argument(help="export folder written by `polyinstruct export`")],
+        repo_id: Annotated[str, typer.Option("--repo-id", help="ORG/NAME of the Hub dataset repo")],
+        private: Annotated[bool, typer.Option(
+            "--private", help="create the repo private (an existing repo keeps its visibility)")] = False,
+        revision: Annotated[str | None, typer.Option(help="branch to push to (created if missing)")] = None,
+        create_pr: Annotated[bool, typer.Option("--create-pr", help="open a pull request instead")] = False,
+        dry_run: Annotated[bool, typer.Option(
+            "--dry-run", help="list files and sizes and print the card; no network access")] = False,
+        params_path: ParamsOption = None,
+    ) -> None:
+        """Upload an export folder to the Hugging Face Hub (token: HF_TOKEN or `hf auth login`)."""
+        from dataset_builder.hub import push_export
+
+        get_params(params_path)  # a broken params.yaml fails here, as for every command
+        result = push_export(export_dir, repo_id, private=private, revision=revision, create_pr=create_pr,
+                             dry_run=dry_run)
+        plan = result.plan
+        verified = plan.verified
+        typer.echo(f"push: {export_dir} passed the round trip: {len(verified['configs'])} configs,"
+                   f" {verified['rows']} rows (default config {verified['default']})")
+        if dry_run:
+            typer.echo(f"push (dry run, nothing sent): {len(plan.files)} files, {_human(plan.total_bytes)}")
+            for rel, size in plan.files:
+                typer.echo(f"  {size:>14,d}  {rel}")
+            typer.echo("push (dry run): would call, in order:")
+            for call in result.calls:
+                typer.echo(f"  {call}")
+            typer.echo(f"push (dry run): token: found in {result.token_source} (the value is never shown)"
+                       if result.token_source else
+                       "push (dry run): token: none found; set HF_TOKEN or run `hf auth login` before a real push")
+            typer.echo("push (dry run): card (the Hub card's fields we do not own would be kept):")
+            typer.echo(plan.card)
+            return
+        typer.echo(f"push: uploaded {len(plan.files)} files ({_human(plan.total_bytes)}) with {result.method}"
+                   f" -> {result.url}")
