@@ -88,6 +88,10 @@ class FilterSwitch(_Section):
 class LangIdParams(FilterSwitch):
     min_chars: int = Field(default=20, ge=0)  # shorter texts are not judged
     min_confidence: float = Field(default=0.5, ge=0, le=1)
+    min_script_fraction: float = Field(default=0.5, ge=0, le=1)  # letters in the expected script
+    max_chars: int = Field(default=200, ge=1)  # prose judged per row (instruction + output)
+    # Prose this long or longer uses lingua's faster low-accuracy mode; null: always high accuracy.
+    low_accuracy_min_chars: int | None = Field(default=120, ge=0)
 
 
 class UntranslatedParams(FilterSwitch):
@@ -98,6 +102,8 @@ class LengthRatioParams(FilterSwitch):
     # Robust outlier bound: |log(ratio) - median| > mad_factor * MAD of that language.
     mad_factor: float = Field(default=5.0, gt=0)
     min_source_chars: int = Field(default=20, ge=0)
+    min_mad: float = Field(default=0.05, ge=0)  # floor of the MAD, for languages with near-constant ratios
+    min_rows: int = Field(default=20, ge=1)  # fewer rows with a usable ratio: the check is skipped
 
 
 class RepetitionParams(FilterSwitch):
@@ -105,6 +111,7 @@ class RepetitionParams(FilterSwitch):
     max_repeated_ngram_fraction: float = Field(default=0.5, gt=0, le=1)
     max_char_run: int = Field(default=30, ge=2)
     max_token_run: int = Field(default=8, ge=2)
+    min_ngrams: int = Field(default=10, ge=1)  # shorter fields are not judged on the n-gram fraction
 
 
 class FiltersParams(_Section):
@@ -145,7 +152,10 @@ class ExportParams(_Section):
     seed: int = 0
     validation_fraction: float = Field(default=0.05, ge=0, lt=1)
     test_fraction: float = Field(default=0.05, ge=0, lt=1)
-    max_shard_mb: int = Field(default=500, ge=1)
+    max_shard_mb: float = Field(default=500, gt=0)  # every Parquet shard stays under this size
+    # Extra license table entries: a source name (the `{source}` in ids, e.g. mydata) or a substring of
+    # the translation model name -> a Hub license id (cc-by-4.0, apache-2.0, other, ...).
+    licenses: dict[str, str] = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _fractions(self) -> ExportParams:
@@ -162,6 +172,7 @@ class MixtureParams(_Section):
     budget_tokens: int | None = Field(default=None, ge=1)
     temperature: float | None = Field(default=None, gt=0)
     disjoint_ids: bool = False
+    seed: int = 0  # same seed, same rows
 
     @model_validator(mode="after")
     def _recipe_args(self) -> MixtureParams:
@@ -185,6 +196,9 @@ class TrainingParams(_Section):
     template: Literal["alpaca", "bactrian", "chat"] = "alpaca"
     max_steps: int = Field(default=30, ge=1)
     packing: bool = False
+    padding_free: bool = False  # without packing needs sft.max_length: null (TRL does not truncate then)
+    gradient_checkpointing: bool = False  # trade compute for memory on large models
+    max_eval_examples: int = Field(default=64, ge=1)  # of the mix's validation split, for eval loss
     lora: LoraParams = LoraParams()
     # Passed through to trl.SFTConfig as-is (learning_rate, per_device_train_batch_size, ...).
     sft: dict[str, Any] = Field(default_factory=dict)
@@ -194,6 +208,8 @@ class EvaluateParams(_Section):
     prompts: list[str] = Field(default_factory=list)  # `{id, prompt}` JSONL files
     max_new_tokens: int = Field(default=32, ge=1)
     max_eval_examples: int = Field(default=64, ge=1)
+    max_generation_prompts: int = Field(default=16, ge=1)  # per language
+    batch_size: int = Field(default=8, ge=1)
 
 
 class Params(_Section):
