@@ -79,6 +79,8 @@ class TranslateParams(_Section):
     ray_address: str | None = None
     ray_num_workers: int = Field(default=2, ge=1)
     ray_gpus_per_worker: float = Field(default=0.0, ge=0)
+    # CPU workers: CTranslate2 threads per actor (and CPUs Ray reserves for it). GPU workers: ignored.
+    ray_cpus_per_worker: int = Field(default=1, ge=1)
 
 
 class FilterSwitch(_Section):
@@ -87,7 +89,8 @@ class FilterSwitch(_Section):
 
 class LangIdParams(FilterSwitch):
     min_chars: int = Field(default=20, ge=0)  # shorter texts are not judged
-    min_confidence: float = Field(default=0.5, ge=0, le=1)
+    # Reject only when lingua's confidence in the other language it detected reaches this; else not judged.
+    min_confidence: float = Field(default=0.6, ge=0, le=1)
     min_script_fraction: float = Field(default=0.5, ge=0, le=1)  # letters in the expected script
     max_chars: int = Field(default=200, ge=1)  # prose judged per row (instruction + output)
     # Prose this long or longer uses lingua's faster low-accuracy mode; null: always high accuracy.
@@ -99,7 +102,8 @@ class UntranslatedParams(FilterSwitch):
 
 
 class LengthRatioParams(FilterSwitch):
-    # Robust outlier bound: |log(ratio) - median| > mad_factor * MAD of that language.
+    # Robust outlier bound: |log(ratio) - median| > mad_factor * 1.4826 * MAD of that language (the MAD
+    # scaled to a standard deviation: a robust z-score).
     mad_factor: float = Field(default=5.0, gt=0)
     min_source_chars: int = Field(default=20, ge=0)
     min_mad: float = Field(default=0.05, ge=0)  # floor of the MAD, for languages with near-constant ratios

@@ -1,0 +1,604 @@
+"""The translate stage: source records -> records in one target language, with NLLB on CTranslate2.
+
+The flow has three separable parts, so a distributed backend (Ray, a later issue) can reuse the
+first and last and swap only the middle:
+
+1. plan: segment every field into units (segment.py; in worker processes for large inputs, and
+   cached per source file under `<memory>/segments/`, so the next language reuses it), split units
+   over the model's input limit, look the distinct units up in the translation memory, list what
+   is still pending;
+2. translate: `UnitTranslator` -- a callable from a list of unit texts to `UnitResult`s. The local
+   one is `CTranslate2Engine`; pending units go to it in shards of `translate.shard_units`, and
+   every finished shard is written to the memory at once (atomic Parquet file);
+3. assemble: put translations back into the fields, flag truncation and span loss, write rows.
+
+The translation memory is a directory of immutable Parquet shards per key (model fingerprint,
+source and target language, decoding settings). A unit is translated once per target language,
+however many records hold it and however often the stage reruns; a filter threshold or a new
+language re-translates nothing already done. A run killed with SIGKILL loses at most the shard in
+flight, and the rerun translates only what no finished shard holds.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+import json
+import math
+import multiprocessing
+import os
+import time
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from functools import cache, partial
+from pathlib import Path
+from typing import Any, Protocol
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from dataset_builder.artifacts import read_table, write_json, write_parquet
+from dataset_builder.ledger import check_conservation, rejects_table, write_rejects
+from dataset_builder.segment import (
+    Piece,
+    Segmented,
+    fit_to_budget,
+    is_mostly_code,
+    normalise_unit,
+    reassemble,
+    segment,
+    spans_preserved,
+)
+from schemas.errors import PolyinstructError
+from schemas.languages import nllb_codes, resolve
+from schemas.params import Params, TranslateParams
+from schemas.records import SOURCE_SCHEMA, TEXT_FIELDS, TRANSLATED_SCHEMA
+
+STAGE = "translate"
+MEMORY_COLUMNS = pa.schema([
+    pa.field("unit", pa.string(), nullable=False),
+    pa.field("translation", pa.string(), nullable=False),
+    pa.field("source_tokens", pa.int32(), nullable=False),
+    pa.field("target_tokens", pa.int32(), nullable=False),
+    pa.field("truncated", pa.bool_(), nullable=False),
+])
+
+
+@dataclass(frozen=True)
+class UnitResult:
+    translation: str
+    source_tokens: int
+    target_tokens: int
+    truncated: bool  # the output reached this unit's own max decoding length
+
+
+class UnitTranslator(Protocol):
+    """Anything that translates a list of unit texts (already normalised) in order."""
+
+    def __call__(self, units: Sequence[str]) -> list[UnitResult]: ...
+
+
+# --- device and engine ----------------------------------------------------------------------------
+
+
+def resolve_device(requested: str) -> str:
+    import ctranslate2
+
+    cuda = ctranslate2.get_cuda_device_count()
+    if requested == "auto":
+        return "cuda" if cuda > 0 else "cpu"
+    if requested == "cuda" and cuda == 0:
+        raise PolyinstructError("--device cuda: CTranslate2 sees no CUDA device; use --device cpu or auto")
+    return requested
+
+
+def resolve_compute_type(requested: str, device: str) -> str:
+    import ctranslate2
+
+    compute = ("int8_float16" if device == "cuda" else "int8") if requested == "auto" else requested
+    supported = sorted(ctranslate2.get_supported_compute_types(device))
+    if compute not in supported:
+        raise PolyinstructError(f"compute type {compute} is not supported on {device}; choose one of"
+                                f" {', '.join(supported)} (translate.compute_type or --compute-type)")
+    return compute
+
+
+def cpu_threads() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+@dataclass
+class EngineStats:
+    batches: int = 0
+    units: int = 0
+    source_tokens: int = 0
+    target_tokens: int = 0
+    seconds: float = 0.0
+
+
+class CTranslate2Engine:
+    """NLLB on CTranslate2: greedy or beam search, token-budget batches of similar length, the
+    target language forced with `target_prefix`, a decoding limit that scales with each input."""
+
+    def __init__(self, model_dir: Path, src_lang: str, tgt_lang: str, settings: TranslateParams,
+                 device: str, compute_type: str, intra_threads: int | None = None) -> None:
+        from dataset_builder.models.nllb import load_tokenizer
+
+        self.model_dir = Path(model_dir)
+        self.settings = settings
+        self.device = device
+        self.compute_type = compute_type
+        self.tgt_lang = tgt_lang
+        # CPU threads of the one replica: every core by default; a worker of a pool passes its share.
+        self.intra_threads = intra_threads or cpu_threads()
+        self.tokenizer = load_tokenizer(self.model_dir, src_lang)
+        for code in (src_lang, tgt_lang):
+            if self.tokenizer.convert_tokens_to_ids(code) == self.tokenizer.unk_token_id:
+                raise PolyinstructError(f"{self.model_dir}: the model's tokenizer has no token for {code}; it is"
+                                        " not an NLLB-200 model, or that language is not one it translates")
+        self.special_tokens = len(self.tokenizer("")["input_ids"])  # e.g. [eng_Latn, </s>]
+        self._translator: Any = None
+        self.stats = EngineStats()
+        self.on_batch: Callable[[int, int], None] | None = None  # (units, target tokens) per finished batch
+
+    @property
+    def translator(self) -> Any:
+        """Loaded on first use: a fully cached rerun never loads the model."""
+        if self._translator is None:
+            import ctranslate2
+
+            self._translator = ctranslate2.Translator(
+                str(self.model_dir), device=self.device, device_index=list(self.settings.device_index),
+                compute_type=self.compute_type,
+                # CPU: one replica using every core. GPU: one replica per listed device (CTranslate2
+                # makes inter_threads workers per device); asynchronous batches keep them all busy.
+                inter_threads=1, intra_threads=self.intra_threads if self.device == "cpu" else 1,
+            )
+        return self._translator
+
+    def count_tokens(self, texts: Sequence[str]) -> list[int]:
+        """Model tokens of each text, special tokens excluded (one batched tokenizer call)."""
+        if not texts:
+            return []
+        return [len(ids) - self.special_tokens for ids in self.tokenizer(list(texts))["input_ids"]]
+
+    @property
+    def input_budget(self) -> int:
+        return self.settings.max_input_tokens - self.special_tokens
+
+    def decoding_limit(self, source_tokens: int) -> int:
+        return math.ceil(self.settings.decoding_length_ratio * source_tokens) + self.settings.decoding_length_extra
+
+    def _batches(self, lengths: list[int]) -> list[list[int]]:
+        """Indexes sorted by length, cut so that each padded batch stays within max_batch_tokens."""
+        order = sorted(range(len(lengths)), key=lambda i: (lengths[i], i))
+        batches: list[list[int]] = []
+        current: list[int] = []
+        for i in order:
+            if current and lengths[i] * (len(current) + 1) > self.settings.max_batch_tokens:
+                batches.append(current)
+                current = []
+            current.append(i)
+        if current:
+            batches.append(current)
+        return batches
+
+    def __call__(self, units: Sequence[str]) -> list[UnitResult]:
+        started = time.perf_counter()
+        tokenizer = self.tokenizer
+        sources = [tokenizer.convert_ids_to_tokens(ids) for ids in tokenizer(list(units))["input_ids"]]
+        lengths = [len(tokens) for tokens in sources]
+        limits = [self.decoding_limit(n) for n in lengths]
+        eos = tokenizer.eos_token
+        pending = []
+        for batch in self._batches(lengths):
+            pending.append((batch, self.translator.translate_batch(
+                [sources[i] for i in batch],
+                target_prefix=[[self.tgt_lang]] * len(batch),
+                # CTranslate2 takes one limit per call: the largest of the batch (+ prefix, + </s>).
+                # Each unit is then judged against its own limit below. Batches hold similar lengths.
+                max_decoding_length=max(limits[i] for i in batch) + 2,
+                max_input_length=0,  # never let the engine cut an input; segmentation bounds them
+                beam_size=self.settings.beam_size,
+                no_repeat_ngram_size=self.settings.no_repeat_ngram_size,
+                repetition_penalty=self.settings.repetition_penalty,
+                return_end_token=True,
+                max_batch_size=self.settings.max_batch_tokens, batch_type="tokens",
+                asynchronous=True,  # several GPUs (device_index) work on several batches at once
+            )))
+        results: list[UnitResult | None] = [None] * len(units)
+        for batch, futures in pending:
+            produced = 0
+            for i, future in zip(batch, futures, strict=True):
+                hypothesis = future.result().hypotheses[0]
+                if hypothesis and hypothesis[0] == self.tgt_lang:
+                    hypothesis = hypothesis[1:]
+                ended = bool(hypothesis) and hypothesis[-1] == eos
+                generated = hypothesis[:-1] if ended else hypothesis
+                text = tokenizer.decode(tokenizer.convert_tokens_to_ids(generated), skip_special_tokens=True)
+                # A unit never spans lines: a line break or space run in the output is model noise.
+                results[i] = UnitResult(" ".join(text.split()), lengths[i], len(generated),
+                                        truncated=not ended or len(generated) >= limits[i])
+                produced += len(generated)
+            self.stats.batches += 1
+            self.stats.units += len(batch)
+            self.stats.source_tokens += sum(lengths[i] for i in batch)
+            self.stats.target_tokens += produced
+            if self.on_batch:
+                self.on_batch(len(batch), produced)
+        self.stats.seconds += time.perf_counter() - started
+        return [r for r in results if r is not None]
+
+
+# --- translation memory ---------------------------------------------------------------------------
+
+
+def memory_key(model: str, src_lang: str, tgt_lang: str, settings: TranslateParams, compute_type: str
+               ) -> dict[str, Any]:
+    """What a cached translation depends on. Filter thresholds, batch sizes and devices do not."""
+    return {
+        "model": model, "src_lang": src_lang, "tgt_lang": tgt_lang, "compute_type": compute_type,
+        "beam_size": settings.beam_size, "no_repeat_ngram_size": settings.no_repeat_ngram_size,
+        "repetition_penalty": settings.repetition_penalty,
+        "decoding_length_ratio": settings.decoding_length_ratio,
+        "decoding_length_extra": settings.decoding_length_extra,
+    }
+
+
+class TranslationMemory:
+    """Immutable Parquet shards under `root/<key digest>/`; a shard is named by the hash of its units,
+    so writing the same work twice (a rerun, two workers) is harmless."""
+
+    def __init__(self, root: Path | str, key: dict[str, Any]) -> None:
+        self.key = key
+        digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
+        self.directory = Path(root) / digest
+
+    def shards(self) -> list[Path]:
+        return sorted(self.directory.glob("shard-*.parquet")) if self.directory.is_dir() else []
+
+    def lookup(self, units: Iterable[str]) -> dict[str, UnitResult]:
+        """Cached results for those of `units` the memory holds (one DuckDB semi-join)."""
+        files = self.shards()
+        wanted = pa.table({"unit": pa.array(list(units), pa.string())})
+        if not files or not wanted.num_rows:
+            return {}
+        import duckdb
+
+        con = duckdb.connect()
+        try:
+            con.register("wanted", wanted)
+            found = con.sql(
+                """SELECT unit, translation, source_tokens, target_tokens, truncated FROM (
+                     SELECT *, row_number() OVER (PARTITION BY unit ORDER BY filename) AS copy
+                     FROM read_parquet($files, filename = true)
+                     WHERE unit IN (SELECT unit FROM wanted)) WHERE copy = 1""",
+                params={"files": [str(f) for f in files]},
+            ).to_arrow_table()
+        except duckdb.Error as err:
+            raise PolyinstructError(f"{self.directory}: translation memory unreadable ({str(err).splitlines()[0]});"
+                                    " delete the directory to rebuild it") from None
+        finally:
+            con.close()
+        cols = found.to_pydict()
+        return {u: UnitResult(t, s, g, k) for u, t, s, g, k in zip(
+            cols["unit"], cols["translation"], cols["source_tokens"], cols["target_tokens"], cols["truncated"],
+            strict=True)}
+
+    def write_shard(self, units: Sequence[str], results: Sequence[UnitResult]) -> Path:
+        if not self.directory.is_dir():
+            self.directory.mkdir(parents=True, exist_ok=True)
+            write_json(self.key, self.directory / "key.json")
+        digest = hashlib.sha256("\0".join(units).encode()).hexdigest()[:20]
+        table = pa.table({
+            "unit": list(units), "translation": [r.translation for r in results],
+            "source_tokens": [r.source_tokens for r in results], "target_tokens": [r.target_tokens for r in results],
+            "truncated": [r.truncated for r in results],
+        })
+        return write_parquet(table, self.directory / f"shard-{digest}.parquet", MEMORY_COLUMNS)
+
+
+def translate_pending(pending: Sequence[str], translate_units: UnitTranslator, memory: TranslationMemory,
+                      shard_units: int) -> dict[str, UnitResult]:
+    """Translate units shard by shard, each shard persisted before the next starts. Pending units
+    come in a fixed order (by length, then text), so a resumed run cuts the same shards."""
+    done: dict[str, UnitResult] = {}
+    for start in range(0, len(pending), shard_units):
+        chunk = list(pending[start:start + shard_units])
+        results = translate_units(chunk)
+        if len(results) != len(chunk):
+            raise RuntimeError(f"translator returned {len(results)} results for {len(chunk)} units")
+        memory.write_shard(chunk, results)
+        done.update(zip(chunk, results, strict=True))
+    return done
+
+
+def pending_order(units: Iterable[str]) -> list[str]:
+    return sorted(set(units), key=lambda u: (len(u), u))
+
+
+# --- the stage ------------------------------------------------------------------------------------
+
+
+@dataclass
+class Planned:
+    """One record to translate: its segmented fields (by field name)."""
+
+    index: int
+    fields: dict[str, Segmented]
+
+
+@dataclass
+class TranslateResult:
+    lang: str
+    translated: int
+    kept_verbatim: int
+    rejected: int
+    metrics: dict[str, Any] = field(default_factory=dict)
+
+
+# --- planning: segmentation, cached and parallel ---------------------------------------------------
+
+_KIND_CODES = {"unit": "u", "layout": "l", "span": "s"}
+_CODE_KINDS = {v: k for k, v in _KIND_CODES.items()}
+PARALLEL_MIN_RECORDS = 2000  # below this, starting worker processes costs more than it saves
+Encoded = tuple[bool, str, list[tuple[str, list[str]]]]  # (mostly code, first empty field, pieces per field)
+
+
+def _plan_chunk(rows: list[tuple[str, str, str]], lang: str = "en") -> list[Encoded]:
+    """Segment records (a worker-process function: plain tuples in and out, cheap to pickle)."""
+    out: list[Encoded] = []
+    for values in rows:
+        record = dict(zip(TEXT_FIELDS, values, strict=True))
+        empty = next((f for f in ("instruction", "output") if not record[f].strip()), "")
+        if empty:
+            out.append((False, empty, []))
+            continue
+        fields = [segment(record[f], lang=lang).pieces for f in TEXT_FIELDS]
+        out.append((is_mostly_code(record), "",
+                    [("".join(_KIND_CODES[p.kind] for p in pieces), [p.text for p in pieces]) for pieces in fields]))
+    return out
+
+
+def _decode(encoded: list[tuple[str, list[str]]]) -> dict[str, Segmented]:
+    return {f: Segmented(tuple(Piece(text, _CODE_KINDS[k]) for k, text in zip(kinds, texts, strict=True)))  # type: ignore[arg-type]
+            for f, (kinds, texts) in zip(TEXT_FIELDS, encoded, strict=True)}
+
+
+@cache
+def segmenter_digest() -> str:
+    """Changes whenever the segmentation code does, so cached plans never outlive it."""
+    return hashlib.sha256(Path(inspect.getfile(segment)).read_bytes()).hexdigest()[:16]
+
+
+@dataclass
+class SourcePlan:
+    """Language- and model-independent segmentation of every source record."""
+
+    mostly_code: list[bool]
+    empty: list[str]  # "" or the first required field that is empty
+    fields: list[dict[str, Segmented] | None]
+
+
+def plan_source(source: Path, rows: list[tuple[str, str, str]], cache_root: Path | None,
+                advance: Callable[[int], None] | None = None, lang: str = "en") -> SourcePlan:
+    """Segment all records, in worker processes when there are many, and keep the result under
+    `cache_root/segments/` keyed by the source file and the segmenter: the next language's run (DVC
+    runs them one after another) reads it instead of segmenting again."""
+    key = hashlib.sha256(f"{_file_sha256(source)}:{segmenter_digest()}:{lang}".encode()).hexdigest()[:20]
+    segment_chunk = partial(_plan_chunk, lang=lang)
+    cached = cache_root / "segments" / f"plan-{key}.parquet" if cache_root else None
+    encoded: list[Encoded] | None = None
+    if cached and cached.exists():
+        table = pq.read_table(cached)
+        if table.num_rows == len(rows):
+            cols = table.to_pydict()
+            encoded = [(code, empty, [(cols[f"{f}_kinds"][i], cols[f"{f}_texts"][i]) for f in TEXT_FIELDS]
+                        if not empty else []) for i, (code, empty) in enumerate(
+                            zip(cols["mostly_code"], cols["empty"], strict=True))]
+            if advance:
+                advance(len(rows))
+    if encoded is None:
+        encoded = []
+        chunks = [rows[i:i + 500] for i in range(0, len(rows), 500)]
+        workers = min(cpu_threads(), 16, len(chunks))
+        if len(rows) >= PARALLEL_MIN_RECORDS and workers > 1:
+            # spawn, not fork: the parent has tokenizer and BLAS thread pools that a fork would copy.
+            with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+                for chunk, done in zip(chunks, pool.map(segment_chunk, chunks), strict=True):
+                    encoded.extend(done)
+                    if advance:
+                        advance(len(chunk))
+        else:
+            for chunk in chunks:
+                encoded.extend(segment_chunk(chunk))
+                if advance:
+                    advance(len(chunk))
+        if cached:
+            table = pa.table({
+                "mostly_code": [e[0] for e in encoded], "empty": [e[1] for e in encoded],
+                **{f"{f}_kinds": [e[2][j][0] if e[2] else "" for e in encoded] for j, f in enumerate(TEXT_FIELDS)},
+                **{f"{f}_texts": pa.array([e[2][j][1] if e[2] else [] for e in encoded], pa.list_(pa.string()))
+                   for j, f in enumerate(TEXT_FIELDS)},
+            })
+            write_parquet(table, cached)
+    return SourcePlan([e[0] for e in encoded], [e[1] for e in encoded],
+                      [_decode(e[2]) if e[2] else None for e in encoded])
+
+
+def _file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with Path(path).open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _apply_policy(plan: SourcePlan, ids: list[str], policy: str, lang: str
+                  ) -> tuple[list[Planned], list[int], list[dict[str, str]]]:
+    """Records to translate, records kept verbatim (code_policy keep), and rejects."""
+    planned: list[Planned] = []
+    verbatim: list[int] = []
+    rejects: list[dict[str, str]] = []
+    for i, rid in enumerate(ids):
+        if plan.empty[i]:
+            rejects.append({"id": rid, "lang": lang, "stage": STAGE, "reason": "empty_source",
+                            "detail": f"field '{plan.empty[i]}' is empty; an instruction record needs an"
+                                      " instruction and an output"})
+        elif policy == "skip" and plan.mostly_code[i]:
+            rejects.append({"id": rid, "lang": lang, "stage": STAGE, "reason": "code_skipped",
+                            "detail": "mostly code; translate.code_policy=skip"})
+        elif policy == "keep" and plan.mostly_code[i]:
+            verbatim.append(i)
+        else:
+            planned.append(Planned(i, dict(plan.fields[i] or {})))
+    return planned, verbatim, rejects
+
+
+def _fit_units(planned: list[Planned], budget: int, count: Callable[[Sequence[str]], list[int]]) -> int:
+    """Split units over the model's input limit. One batched tokenizer call for every distinct unit,
+    then only the over-long ones are cut further. Returns how many fields needed it."""
+    distinct = sorted({u for p in planned for seg in p.fields.values() for u in seg.units})
+    known = dict(zip(distinct, count(distinct), strict=True))
+    split = 0
+    for p in planned:
+        for f, seg in p.fields.items():
+            fitted = fit_to_budget(seg, budget, count, known)
+            if fitted is not seg:
+                split += 1
+                p.fields[f] = fitted
+    return split
+
+
+def translate_file(source: Path, lang: str, model_dir: Path, out: Path, metrics_out: Path | None,
+                   rejects_out: Path, params: Params, cache: Path | None = None,
+                   translator: UnitTranslator | None = None) -> TranslateResult:
+    """Translate `source` (SOURCE_SCHEMA Parquet) into `lang`; see the module docstring.
+    `translator` replaces the CTranslate2 call (tests, other backends); tokenization stays the model's."""
+    from dataset_builder.models.nllb import model_fingerprint
+    from dataset_builder.progress import progress_bar
+
+    started = time.perf_counter()
+    settings = params.translate
+    target = resolve(lang).flores
+    src_lang = params.languages.source
+    if target not in nllb_codes():
+        raise PolyinstructError(f"--lang {lang}: NLLB-200 does not translate into {target}")
+    if target == src_lang:
+        raise PolyinstructError(f"--lang {lang}: that is the source language; pick a target language")
+    table = read_table(source, required=SOURCE_SCHEMA.names)
+    columns: dict[str, list[str]] = {c: table.column(c).to_pylist() for c in ("id", *TEXT_FIELDS)}
+    n_in = table.num_rows
+
+    if settings.backend == "ray":  # the workers' device, not the driver's; fails early without the extra
+        from dataset_builder.translate_ray import resolve_ray_device
+
+        device, compute_type = resolve_ray_device(settings)
+    else:
+        device = resolve_device(settings.device)
+        compute_type = resolve_compute_type(settings.compute_type, device)
+    fingerprint, smoke = model_fingerprint(Path(model_dir))
+    engine = CTranslate2Engine(Path(model_dir), src_lang, target, settings, device, compute_type)
+    memory_root = cache if cache is not None else Path(settings.cache)
+    memory = TranslationMemory(memory_root, memory_key(fingerprint, src_lang, target, settings, compute_type))
+
+    with progress_bar() as progress:
+        task = progress.add_task(f"segment {target}", total=n_in, unit="records")
+        rows_in = list(zip(*(columns[f] for f in TEXT_FIELDS), strict=True))
+        plan = plan_source(source, rows_in, memory_root, lambda k: progress.advance(task, k),
+                           lang=resolve(src_lang).iso639_1 or "en")
+    planned, verbatim, rejects = _apply_policy(plan, columns["id"], settings.code_policy, target)
+    split_fields = _fit_units(planned, engine.input_budget, engine.count_tokens)
+    occurrences = [normalise_unit(u) for p in planned for s in p.fields.values() for u in s.units]
+    distinct = sorted(set(occurrences))
+    cached = memory.lookup(distinct)
+    pending = pending_order(u for u in distinct if u not in cached)
+
+    translate_units: UnitTranslator = translator if translator is not None else engine
+    translate_started = time.perf_counter()
+    if pending:
+        from rich.progress import TextColumn
+
+        with progress_bar(TextColumn("[magenta]{task.fields[tok_rate]}")) as progress:
+            task = progress.add_task(f"translate {target}", total=len(pending), unit="units", tok_rate="- tok/s")
+            tokens_done = 0
+
+            def on_batch(units: int, target_tokens: int) -> None:
+                nonlocal tokens_done
+                tokens_done += target_tokens
+                rate = tokens_done / max(time.perf_counter() - translate_started, 1e-9)
+                progress.update(task, advance=units, tok_rate=f"{rate:,.0f} tok/s")
+
+            engine.on_batch = on_batch if translator is None else None
+            if settings.backend == "ray" and translator is None:
+                from dataset_builder.translate_ray import translate_pending_ray
+
+                fresh = translate_pending_ray(pending, memory, engine, src_lang)
+            else:
+                fresh = translate_pending(pending, translate_units, memory, settings.shard_units)
+            if translator is not None:
+                progress.update(task, completed=len(pending))
+    else:
+        fresh = {}
+    translate_seconds = time.perf_counter() - translate_started
+    results = {**cached, **fresh}
+
+    rows: list[dict[str, Any]] = []
+    truncated_units = sum(results[u].truncated for u in distinct)
+    spans_lost = 0
+    for p in planned:
+        row: dict[str, Any] = {"id": columns["id"][p.index], "lang": target, "model": fingerprint, "smoke": smoke,
+                               "kept_verbatim": False}
+        truncated: list[str] = []
+        spans_ok = True
+        for f, seg in p.fields.items():
+            unit_results = [results[normalise_unit(u)] for u in seg.units]
+            row[f] = reassemble(seg, [r.translation for r in unit_results])
+            if any(r.truncated for r in unit_results):
+                truncated.append(f)
+            spans_ok = spans_ok and spans_preserved(columns[f][p.index], row[f], seg.spans)
+        spans_lost += not spans_ok
+        rows.append({**row, "truncated_fields": truncated, "protected_spans_ok": spans_ok})
+    for i in verbatim:
+        rows.append({"id": columns["id"][i], "lang": target, **{f: columns[f][i] for f in TEXT_FIELDS},
+                     "model": fingerprint, "smoke": smoke, "truncated_fields": [], "protected_spans_ok": True,
+                     "kept_verbatim": True})
+
+    check_conservation(STAGE, {target: n_in}, {target: len(rows)}, {target: len(rejects)})
+    rows.sort(key=lambda r: r["id"])
+    write_parquet(pa.Table.from_pylist(rows, schema=TRANSLATED_SCHEMA), out, TRANSLATED_SCHEMA)
+    write_rejects(rejects_table(rejects), rejects_out)
+
+    by_reason: dict[str, int] = {}
+    for r in rejects:
+        by_reason[r["reason"]] = by_reason.get(r["reason"], 0) + 1
+    sent = len(pending)
+    engine_tokens = engine.stats if translator is None else None
+    metrics = {
+        "lang": target, "model": fingerprint, "smoke": smoke, "backend": settings.backend, "device": device,
+        "compute_type": compute_type,
+        "beam_size": settings.beam_size, "max_batch_tokens": settings.max_batch_tokens,
+        "records": n_in, "translated": len(planned), "kept_verbatim": len(verbatim), "rejected": len(rejects),
+        "rejected_by_reason": dict(sorted(by_reason.items())),
+        "units": len(occurrences), "distinct_units": len(distinct), "units_translated": sent,
+        "cache_hits": len(cached), "cache_hit_rate": round(len(cached) / len(distinct), 4) if distinct else 1.0,
+        "fields_split_for_length": split_fields, "truncated_units": truncated_units,
+        "truncated_records": sum(bool(r["truncated_fields"]) for r in rows), "records_spans_not_preserved": spans_lost,
+        "empty_unit_translations": sum(not results[u].translation for u in distinct),
+        "source_tokens": sum(fresh[u].source_tokens for u in fresh),
+        "target_tokens": sum(fresh[u].target_tokens for u in fresh),
+        "translate_seconds": round(translate_seconds, 3),
+        "units_per_second": round(sent / translate_seconds, 1) if sent and translate_seconds > 0 else None,
+        "target_tokens_per_second": round(sum(fresh[u].target_tokens for u in fresh) / translate_seconds, 1)
+        if sent and translate_seconds > 0 else None,
+        "engine_batches": engine_tokens.batches if engine_tokens else None,
+        "memory": str(memory.directory), "memory_shards": len(memory.shards()),
+        "seconds": round(time.perf_counter() - started, 3),
+    }
+    if metrics_out:
+        write_json(metrics, metrics_out)
+    return TranslateResult(target, len(planned), len(verbatim), len(rejects), metrics)
