@@ -110,16 +110,21 @@ def nllb_codes() -> tuple[str, ...]:
 
 
 @cache
-def _index() -> dict[str, Language]:
+def _registry_index() -> dict[str, Language]:
     index: dict[str, Language] = {}
-    for code in nllb_codes():
-        index[code] = Language(flores=code, iso639_1=None, mbart50=None, name=code, script=code.split("_", 1)[1])
-    for lang in (*BACTRIAN_X, *EXTRA_LANGUAGES):  # richer records win over the bare NLLB entries
+    for lang in (*BACTRIAN_X, *EXTRA_LANGUAGES):
         index[lang.flores] = lang
         index[lang.iso639_1 or lang.flores] = lang
         if lang.mbart50:
             index[lang.mbart50] = lang
     return index
+
+
+@cache
+def _index() -> dict[str, Language]:
+    index = {code: Language(flores=code, iso639_1=None, mbart50=None, name=code, script=code.split("_", 1)[1])
+             for code in nllb_codes()}
+    return index | _registry_index()  # richer records win over the bare NLLB entries
 
 
 class UnknownLanguageError(PolyinstructError, ValueError):  # ValueError: pydantic names the params key
@@ -128,6 +133,10 @@ class UnknownLanguageError(PolyinstructError, ValueError):  # ValueError: pydant
 
 def resolve(code: str) -> Language:
     """Look a language up by FLORES-200, ISO 639-1 or mBART-50 code; suggest close codes when unknown."""
+    # The registry answers most look-ups without importing transformers (seconds at CLI start).
+    lang = _registry_index().get(code.strip())
+    if lang is not None:
+        return lang
     index = _index()
     lang = index.get(code.strip())
     if lang is not None:

@@ -1,0 +1,213 @@
+"""The quality filters: small named checks, each with one job, each saying why it dropped a row.
+
+Every check is a DuckDB SQL boolean over per-row features (`FEATURES_SQL`) plus a SQL string saying
+why; the stage materialises all of them at once. A row failing several checks is rejected once, for
+the FIRST reason in `REASONS` (a fixed order: cheap, certain defects first), and the other failed
+checks are listed in its `detail`. Dedup and language ID run after these checks, on the rows that
+passed them, so they appear later in the order and are never evaluated for rows already rejected.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import duckdb
+import pyarrow as pa
+
+from schemas.params import FiltersParams, QualityParams
+
+# Fixed order of reject reasons: a row gets the first one it fails. Documented in the README.
+REASONS: tuple[str, ...] = (
+    "no_source",  # a translated row whose id is not in the source
+    "empty",  # empty instruction or output
+    "bad_chars",  # U+FFFD or a control character other than \n and \t
+    "truncated",  # the engine hit its length limit (truncated_fields not empty)
+    "placeholder",  # a protected span (code, URL, number, placeholder) missing or duplicated
+    "repetition",  # a loop: repeated n-grams, a long run of one token or one character
+    "untranslated",  # the target (nearly) equals the source
+    "length_ratio",  # log(target/source length) far from that language's median (robust MAD bound)
+    "duplicate",  # exact duplicate after normalisation, within the language; lowest id kept
+    "near_duplicate",  # MinHash/LSH near duplicate within the language; lowest id of the cluster kept
+    "lang_id",  # wrong language (script check, then lingua among likely confusions)
+    "parallel_alignment",  # alignment=parallel: the same id was rejected (or is missing) in another language
+)
+SQL_REASONS: tuple[str, ...] = REASONS[: REASONS.index("length_ratio") + 1]
+SOURCE_REASONS: frozenset[str] = frozenset({"empty", "bad_chars", "repetition", "duplicate", "near_duplicate",
+                                            "parallel_alignment"})
+
+# Scripts without spaces between words: each of their characters is a token.
+DENSE_TOKEN = r"\p{Han}\p{Hiragana}\p{Katakana}\p{Thai}\p{Khmer}\p{Myanmar}\p{Lao}"
+DENSE_TOKEN_RE = f"[{DENSE_TOKEN}]|[^\\s\\p{{P}}{DENSE_TOKEN}]+"
+DENSE_SCRIPTS: tuple[str, ...] = ("Hans", "Hant", "Jpan", "Thai", "Khmr", "Mymr", "Laoo")
+BAD_CHARS_RE = r"[\x{FFFD}\x00-\x08\x0B-\x1F\x7F-\x9F]"
+
+
+def _fold(texts: pa.Array) -> pa.Array:
+    """NFKC + casefold, the one normalisation step DuckDB lacks. Python's unicodedata has a quick-check
+    fast path (already-normalised text returns at once), many times faster than Arrow's utf8proc."""
+    return pa.array([unicodedata.normalize("NFKC", t).casefold() if t is not None else None
+                     for t in texts.to_pylist()], pa.string())
+
+
+def install_macros(con: duckdb.DuckDBPyConnection, params: QualityParams) -> None:
+    """SQL helpers every check uses."""
+    rep = params.filters.repetition
+    n = rep.ngram
+    grams = ", ".join(["h"] + [f"h[{k + 1}:]" for k in range(1, n)])
+    con.create_function("pi_fold", _fold, ["VARCHAR"], "VARCHAR", type="arrow", side_effects=False)
+    for macro in (
+        # Tokens of the normalised text (NFKC, casefold, punctuation stripped, whitespace collapsed), as
+        # hashes. Splitting on spaces is several times faster than a tokenising regexp; scripts written
+        # without spaces take the regexp, one token per character.
+        r"pi_tokens(x, dense) AS CASE WHEN dense"
+        f" THEN regexp_extract_all(pi_fold(x), '{DENSE_TOKEN_RE}')"
+        r" ELSE list_filter(string_split(replace(replace(replace(regexp_replace(pi_fold(x), '\p{P}+', ' ', 'g'),"
+        r" chr(10), ' '), chr(9), ' '), chr(13), ' '), ' '), lambda s: s <> '') END",
+        "pi_token_hashes(x, dense) AS list_transform(pi_tokens(x, dense), lambda s: hash(s))",
+        # Fraction of n-gram occurrences that repeat an earlier one (0 when too few to judge).
+        f"pi_repeat_frac(h) AS CASE WHEN len(h) - {n - 1} >= {rep.min_ngrams} THEN 1 - list_unique("
+        f"list_transform(list_zip({grams}, true), lambda g: hash(g))) / (len(h) - {n - 1}) ELSE 0 END",
+        # Longest run of one element: equal neighbours as a '1'/'0' string, longest block of '1's + 1.
+        "pi_longest_run(xs) AS CASE WHEN len(xs) = 0 THEN 0 ELSE coalesce(list_max(list_transform("
+        "regexp_extract_all(array_to_string(list_transform(list_zip(xs, xs[2:], true),"
+        " lambda p: CASE WHEN p[1] = p[2] THEN '1' ELSE '0' END), ''), '1+'), lambda r: length(r))), 0) + 1 END",
+        # Runs of one character, within tokens (punctuation is not part of tokens, so markdown rules and
+        # table borders are not loops; in scripts without spaces a character is a token: token runs).
+        f"pi_char_run(t) AS coalesce(list_max(list_transform(list_filter(t, lambda s: length(s) >= "
+        f"{rep.max_char_run}), lambda s: pi_longest_run(string_split(s, '')))), 0)",
+        "pi_jaccard(a, b) AS CASE WHEN len(a) + len(b) = 0 THEN 0"
+        " ELSE len(list_intersect(a, b)) / len(list_distinct(list_concat(a, b))) END",
+    ):
+        con.execute(f"CREATE OR REPLACE MACRO {macro}")
+
+
+FEATURES_SQL = f"""
+WITH w AS (
+  SELECT *, pi_tokens(instruction, dense) AS wi, pi_tokens(input, dense) AS wn, pi_tokens(output, dense) AS wo
+  FROM (SELECT *, lang[-4:] IN ({", ".join(f"'{s}'" for s in DENSE_SCRIPTS)}) AS dense FROM rows)
+), t AS (
+  SELECT *, list_transform(wi, lambda s: hash(s)) AS hi, list_transform(wn, lambda s: hash(s)) AS hn,
+         list_transform(wo, lambda s: hash(s)) AS ho
+  FROM w
+)
+SELECT rid, lang, id, is_source, kept_verbatim, truncated_fields, protected_spans_ok,
+  length(trim(instruction)) = 0 AS empty_instruction, length(trim(output)) = 0 AS empty_output,
+  concat_ws(', ', CASE WHEN regexp_matches(instruction, '{BAD_CHARS_RE}') THEN 'instruction' END,
+                  CASE WHEN regexp_matches(input, '{BAD_CHARS_RE}') THEN 'input' END,
+                  CASE WHEN regexp_matches(output, '{BAD_CHARS_RE}') THEN 'output' END) AS bad_fields,
+  pi_repeat_frac(hi) AS rep_instruction, pi_repeat_frac(hn) AS rep_input, pi_repeat_frac(ho) AS rep_output,
+  greatest(pi_longest_run(hi), pi_longest_run(hn), pi_longest_run(ho)) AS token_run,
+  greatest(pi_char_run(wi), pi_char_run(wn), pi_char_run(wo)) AS char_run,
+  length(instruction) + length(input) + length(output) AS rec_len,
+  hash(hi, hn, ho) AS dedup_key,
+  list_concat(hi, hn, ho) AS token_hashes
+FROM t
+"""
+
+# Per-row comparison with the English source row of the same id.
+COMPARE_SQL = """
+SELECT f.* EXCLUDE (token_hashes),
+  s.rid IS NULL AND NOT f.is_source AS no_source,
+  -- Token-set Jaccard with the source, computed only where it can be high: similar length and a shared
+  -- token among the first few (cheap tests that skip nearly every real translation).
+  CASE WHEN NOT f.is_source AND s.rid IS NOT NULL AND NOT coalesce(f.kept_verbatim, false)
+        AND abs(ln((f.rec_len + 1) / (s.rec_len + 1))) < 0.5
+        AND list_has_any(f.token_hashes[:8], s.token_hashes)
+       THEN pi_jaccard(list_distinct(f.token_hashes), list_distinct(s.token_hashes))
+       WHEN NOT f.is_source AND s.rid IS NOT NULL THEN 0 END AS source_similarity,
+  CASE WHEN NOT f.is_source AND s.rec_len >= {min_source_chars} AND NOT coalesce(f.kept_verbatim, false)
+       THEN ln((f.rec_len + 1) / (s.rec_len + 1)) END AS log_length_ratio
+FROM feat f LEFT JOIN (SELECT rid, id, token_hashes, rec_len FROM feat WHERE is_source) s
+  ON s.id = f.id AND NOT f.is_source
+"""
+
+
+@dataclass(frozen=True)
+class Check:
+    """One filter: a SQL boolean over the compared features, and a SQL string saying why it failed."""
+
+    name: str
+    fails: str
+    detail: str
+
+
+def sql_checks(filters: FiltersParams, has_truncated: bool) -> list[Check]:
+    """The enabled SQL checks, in REASONS order. `length_ratio` needs the per-language stats
+    joined as `lr` (med, mad, n); `placeholder` uses `placeholder_fails` / `placeholder_detail`."""
+    rep = filters.repetition
+    worst_rep = "greatest(rep_instruction, rep_input, rep_output)"
+    checks = [Check("no_source", "no_source", "'no source row with this id'")]
+    if filters.empty.enabled:
+        checks.append(Check(
+            "empty", "empty_instruction OR empty_output",
+            "'empty ' || concat_ws(' and ', CASE WHEN empty_instruction THEN 'instruction' END,"
+            " CASE WHEN empty_output THEN 'output' END)"))
+    if filters.bad_chars.enabled:
+        checks.append(Check("bad_chars", "bad_fields <> ''",
+                            "'U+FFFD or control character in ' || bad_fields"))
+    if filters.truncated.enabled and has_truncated:
+        checks.append(Check("truncated", "coalesce(len(truncated_fields), 0) > 0",
+                            "'engine hit max length in ' || array_to_string(truncated_fields, ', ')"))
+    if filters.placeholder.enabled:
+        checks.append(Check("placeholder", "coalesce(placeholder_fails, false)",
+                            "coalesce(placeholder_detail, 'a protected span was not restored exactly once')"))
+    if rep.enabled:
+        checks.append(Check(
+            "repetition",
+            f"{worst_rep} > {rep.max_repeated_ngram_fraction} OR token_run >= {rep.max_token_run}"
+            f" OR char_run >= {rep.max_char_run}",
+            f"CASE WHEN {worst_rep} > {rep.max_repeated_ngram_fraction} THEN printf('%.0f%% of {rep.ngram}-grams "
+            f"repeated in %s', 100 * {worst_rep}, CASE {worst_rep} WHEN rep_output THEN 'output' "
+            "WHEN rep_instruction THEN 'instruction' ELSE 'input' END) "
+            f"WHEN token_run >= {rep.max_token_run} THEN printf('one token %d times in a row', token_run) "
+            "ELSE printf('one character %d times in a row', char_run) END"))
+    if filters.untranslated.enabled:
+        threshold = filters.untranslated.max_similarity
+        checks.append(Check("untranslated", f"coalesce(source_similarity >= {threshold}, false)",
+                            "printf('token overlap with the source %.2f >= " + f"{threshold}" + "', "
+                            "source_similarity)"))
+    if filters.length_ratio.enabled:
+        lr = filters.length_ratio
+        bound = f"{lr.mad_factor} * 1.4826 * greatest(lr.mad, {lr.min_mad})"  # MAD as a standard deviation
+        checks.append(Check(
+            "length_ratio",
+            f"coalesce(lr.n >= {lr.min_rows} AND abs(log_length_ratio - lr.med) > {bound}, false)",
+            f"printf('log length ratio %.2f, language median %.2f, bound +-%.2f', log_length_ratio, lr.med,"
+            f" {bound})"))
+    return checks
+
+
+def verdict_sql(checks: Sequence[Check]) -> str:
+    """SELECT of (rid, lang, id, reason, detail): the first failed check, the others named in detail.
+    Checks that do not apply to source rows are masked for them."""
+    def fails(check: Check) -> str:
+        guard = "" if check.name in SOURCE_REASONS else "NOT is_source AND "
+        return f"({guard}coalesce({check.fails}, false))"
+
+    if not checks:
+        return "SELECT rid, lang, id, NULL::VARCHAR AS reason, NULL::VARCHAR AS detail FROM cmp"
+    reason = "CASE " + " ".join(f"WHEN {fails(c)} THEN '{c.name}'" for c in checks) + " END"
+    detail = "CASE " + " ".join(f"WHEN {fails(c)} THEN {c.detail}" for c in checks) + " END"
+    failed = "[" + ", ".join(f"CASE WHEN {fails(c)} THEN '{c.name}' END" for c in checks) + "]"
+    return f"""
+SELECT rid, lang, id, reason,
+  detail || CASE WHEN len(others) > 0 THEN '; also failed: ' || array_to_string(others, ', ') ELSE '' END
+    AS detail
+FROM (
+  SELECT rid, lang, id, {reason} AS reason, {detail} AS detail,
+    list_filter({failed}, lambda x: x IS NOT NULL)[2:] AS others
+  FROM cmp LEFT JOIN lr USING (lang)
+)
+"""
+
+
+def span_mismatch(source: str, target: str, spans_of: Callable[[str], list[str]]) -> str | None:
+    """Why `target` does not carry each protected span of `source` exactly as often (missing or
+    duplicated), or None. Same rule as the translate stage's `protected_spans_ok` flag."""
+    for span in dict.fromkeys(spans_of(source)):
+        want, got = source.count(span), target.count(span)
+        if got != want:
+            return f"span {span!r} {'missing' if got < want else 'duplicated'}"
+    return None
