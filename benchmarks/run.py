@@ -52,6 +52,13 @@ def _cell(value: Any) -> str:
     return str(value)
 
 
+def _load_note(meta: dict[str, Any]) -> str:
+    load = meta.get("load_average_1min")
+    if not load:
+        return "; load average not recorded (machine shared with other work: treat timings as approximate)"
+    return f"; 1-min load average {load['start']} at start, {load['end']} at end (2 cores: above ~2 means contention)"
+
+
 def write_results_md() -> None:
     lines = ["# Benchmark results", "",
              "Written by `make bench` (`python -m benchmarks.run`); each row is the latest run of that benchmark.",
@@ -63,7 +70,7 @@ def write_results_md() -> None:
                   f"- command: `{meta['command']}`" + (" (quick mode)" if meta.get("quick") else ""),
                   f"- machine: {meta['machine']['cpu']}, {meta['machine']['cores']} cores, "
                   f"{meta['machine']['memory_gib']} GiB, GPU: {meta['machine']['gpu']}",
-                  f"- date: {meta['date']}; wall time {meta['wall_seconds']:.1f} s", "",
+                  f"- date: {meta['date']}; wall time {meta['wall_seconds']:.1f} s" + _load_note(meta), "",
                   "| metric | value |", "|---|---|"]
         lines += [f"| {k} | {_cell(v)} |" for k, v in result.get("summary", {}).items()]
         lines.append("")
@@ -72,6 +79,7 @@ def write_results_md() -> None:
 
 def run_one(name: str, quick: bool) -> dict[str, Any]:
     module = importlib.import_module(f"benchmarks.bench_{name}")
+    load_start = os.getloadavg()[0]  # other work on the machine skews timings: record it
     started = time.perf_counter()
     result = module.run(quick=quick)
     result["meta"] = {
@@ -80,6 +88,7 @@ def run_one(name: str, quick: bool) -> dict[str, Any]:
         "machine": machine(),
         "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "wall_seconds": round(time.perf_counter() - started, 2),
+        "load_average_1min": {"start": round(load_start, 2), "end": round(os.getloadavg()[0], 2)},
     }
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
     (RESULTS_DIR / f"{name}.json").write_text(json.dumps(result, indent=2, sort_keys=True, default=str) + "\n")

@@ -2,3 +2,8 @@
 
 Every prepared model directory holds a `manifest.json`; a smoke model's manifest has `smoke: true`,
 and everything produced from it records that."""
+
+import re
+
+# `org/name` as a Hub model id, as opposed to a local directory.
+HUB_ID = re.compile(r"^[A-Za-z0-9][\w.\-]*/[\w.\-]+$")

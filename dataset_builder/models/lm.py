@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 import shutil
 from pathlib import Path
 from typing import Any
 
 from dataset_builder.artifacts import write_json
+from dataset_builder.models import HUB_ID
 from schemas.errors import PolyinstructError
 from schemas.params import Params
 
@@ -23,7 +23,6 @@ MANIFEST = "manifest.json"
 # Files that make a directory a usable tokenizer (fast tokenizer, sentencepiece, or BPE vocab+merges).
 TOKENIZER_FILES: tuple[str, ...] = ("tokenizer.json", "tokenizer.model", "vocab.json", "spiece.model")
 WEIGHT_PATTERNS: tuple[str, ...] = ("*.safetensors", "*.bin")
-_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.\-]*/[\w.\-]+$")
 
 # Small enough to train a few dozen steps per second on one CPU core, real enough to exercise
 # rotary attention, GQA, RMSNorm and the SwiGLU MLP that full-size Llama models use.
@@ -181,7 +180,7 @@ def prepare_base_lm(spec: str, out: Path, params: Params) -> Path:
             raise PolyinstructError(f"{source}: is a file; a base model is a directory, a Hub id or `smoke`")
         validate_model_dir(source)
         origin = read_manifest(source) or {"kind": "base_lm", "smoke": False, "spec": str(source)}
-    elif _HUB_ID.match(spec):
+    elif HUB_ID.match(spec):
         source = _download(spec, Path(params.models.cache_dir))
         validate_model_dir(source)
         origin = {"kind": "base_lm", "smoke": False, "spec": spec, "source": "huggingface-hub"}
@@ -211,7 +210,7 @@ def resolve_base_lm(spec: str | Path, params: Params) -> Path:
         if read_manifest(cached).get("seed") != params.models.smoke_seed:
             build_smoke_lm(cached, params.models.smoke_seed)
         return cached
-    if _HUB_ID.match(spec):
+    if HUB_ID.match(spec):
         source = _download(spec, Path(params.models.cache_dir))
         validate_model_dir(source)
         return source

@@ -22,13 +22,13 @@ from __future__ import annotations
 
 import hashlib
 import os
-import re
 import shutil
 import tempfile
 from pathlib import Path
 from typing import Any
 
 from dataset_builder.artifacts import write_json
+from dataset_builder.models import HUB_ID
 from dataset_builder.models.lm import MANIFEST, read_manifest
 from schemas.errors import PolyinstructError
 from schemas.params import Params
@@ -42,7 +42,6 @@ TOKENIZER_FILES: tuple[str, ...] = ("tokenizer.json", "sentencepiece.bpe.model")
 TOKENIZER_COPY: tuple[str, ...] = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
                                    "sentencepiece.bpe.model", "added_tokens.json", "generation_config.json")
 CT2_FILES: tuple[str, ...] = ("model.bin", "config.json")
-_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.\-]*/[\w.\-]+$")
 
 # NLLB-200-distilled-600M layout at a size that builds in about a second.
 SMOKE_ARCH: dict[str, int] = {
@@ -119,7 +118,7 @@ def _write_manifest(out: Path, model_id: str, revision: str | None, quantization
     import ctranslate2
 
     digest = content_digest(out)[:16]
-    name = model_id if _HUB_ID.match(model_id) and not smoke else Path(model_id).name
+    name = model_id if HUB_ID.match(model_id) and not smoke else Path(model_id).name
     manifest = {
         "kind": "translation",
         "model_id": model_id,
@@ -198,7 +197,7 @@ def convert_model(id_or_dir: str, out: Path, quantization: str = "int8") -> Path
             raise PolyinstructError(f"{source}: no config.json; pass a Hugging Face model directory"
                                     " (save_pretrained output) or a Hub id such as facebook/nllb-200-distilled-600M")
         model_id, revision, smoke = _local_identity(source)
-    elif _HUB_ID.match(id_or_dir):
+    elif HUB_ID.match(id_or_dir):
         source, revision = _snapshot(id_or_dir)
         model_id, smoke = id_or_dir, False
     else:
@@ -450,7 +449,7 @@ def resolve_translation_model(spec: str, params: Params) -> Path:
         if read_manifest(cached).get("seed") != params.models.smoke_seed or not is_ct2_dir(cached):
             build_smoke_nllb(cached, params.models.smoke_seed)
         return cached
-    if _HUB_ID.match(spec):
+    if HUB_ID.match(spec):
         snapshot, revision = _snapshot(spec, Path(params.models.cache_dir) / "hub")
         check_tokenizer(snapshot)
         return _cached_conversion(snapshot, spec, revision, False, params)

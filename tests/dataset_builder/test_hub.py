@@ -7,7 +7,6 @@ import hashlib
 import logging
 import shutil
 import socket
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,6 +19,7 @@ from dataset_builder import hub
 from dataset_builder.export import CARD_NAME, export_dataset
 from dataset_builder.hub import merge_card, push_export, scrub
 from schemas.errors import PolyinstructError
+from tests.conftest import run_cli
 from tests.dataset_builder.test_export import demo_params, make_filtered, tree_digest, write_metrics
 
 PLANTED = "hf_PLANTEDsecret123"
@@ -119,17 +119,6 @@ def export_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = root / "export"
     export_dataset(filtered, out, demo_params(), validation_path=validation, quality_path=quality)
     return out
-
-
-def run_cli(monkeypatch: pytest.MonkeyPatch, *args: str) -> int:
-    from dataset_builder import cli
-
-    monkeypatch.setattr(sys, "argv", ["polyinstruct", *args])
-    try:
-        cli.main()
-    except SystemExit as exit_:
-        return int(exit_.code or 0)
-    return 0
 
 
 def assert_token_absent(capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture) -> str:

@@ -23,6 +23,7 @@ from dataset_builder.translate import TranslateResult, translate_file
 from dataset_builder.translate_ray import RAY_MISSING, import_ray, ray_session
 from schemas.errors import PolyinstructError
 from schemas.params import Params, parse_params
+from tests.conftest import run_cli
 
 RECORDS = 240  # real Alpaca records: ~1,300 distinct units
 SHARD_UNITS = 48  # a dozen shards in the first run: enough for two workers and a kill mid-run
@@ -40,17 +41,6 @@ def ray_instance() -> Iterator[Any]:
 def translate(source: Path, model: Path, work: Path, params: Params, memory: Path) -> TranslateResult:
     return translate_file(source, "fra_Latn", model, work / "out.parquet", work / "metrics.json",
                           work / "rejects.parquet", params, cache=memory)
-
-
-def run_cli(monkeypatch: pytest.MonkeyPatch, *args: str) -> int:
-    from dataset_builder import cli
-
-    monkeypatch.setattr(sys, "argv", ["polyinstruct", *args])
-    try:
-        cli.main()
-    except SystemExit as exit_:
-        return int(exit_.code or 0)
-    return 0
 
 
 def memory_entries(memory: Path) -> pa.Table:

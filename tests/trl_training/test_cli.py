@@ -4,23 +4,17 @@ one-line errors with exit code 2."""
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
 
-from dataset_builder.cli import main
+from tests.conftest import run_cli as shared_run_cli
 
 
 def run_cli(args: list[str], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> tuple[int, str,
                                                                                                           str]:
-    monkeypatch.setattr(sys, "argv", ["polyinstruct", *args])
-    try:
-        main()
-        code = 0
-    except SystemExit as exit_:
-        code = int(exit_.code or 0)
+    code = shared_run_cli(monkeypatch, *args)
     captured = capsys.readouterr()
     return code, captured.out, captured.err
 
