@@ -37,13 +37,16 @@ _UNITS = (
     r"Kbps|Mbps|Gbps|kWh|kW|MW|mAh|mA|mV|kcal|cal|kJ|kPa|psi|px|pt|em|rem|dpi|°[CF]|K|m|g|L|l|W|V|h|s"
 )
 # Order matters: at one position the first alternative wins (inline code before placeholders, ...).
+_CALL_ARG = r"""(?:'[^'\n]*'|"[^"\n]*"|[\w.\[\]]+(?:\([^()\n]*\))?|\([^()\n]*\))"""
 _INLINE = re.compile(
     r"(?P<code>``[^`\n]+?``|`[^`\n]+`)"
     r"|(?P<url>\b(?:https?|ftp)://[^\s<>\"'`]+|\bwww\.[^\s<>\"'`]+)"
     r"|(?P<email>\b[\w.+-]+@[\w-]+(?:\.[\w-]+)+)"
     r"|(?P<placeholder>\{\{[^{}\n]{1,80}\}\}|\$\{[^{}\n]{1,80}\}|\{[^{}\n]{0,80}\}|\[[^\[\]\n]{1,80}\]"
     r"|</?[A-Za-z!?][^<>\n]{0,200}>|%\(\w+\)[sdf]|%[sdif]\b)"
-    r"|(?P<call>(?<![\w.])[A-Za-z_][\w.]*\((?:[^()\n]|\([^()\n]*\))*\))"
+    # A call's arguments are quoted strings, identifiers/numbers or nested parentheses joined by commas or
+    # operators; bare words separated by spaces are prose in parentheses ("gates(be biased ...)"), not code.
+    rf"|(?P<call>(?<![\w.])[A-Za-z_][\w.]*\(\s*(?:{_CALL_ARG}(?:\s*[,=+\-*/:]\s*{_CALL_ARG})*)?\s*,?\s*\))"
     r"|(?P<money>[$€£¥₹]\s?\d[\d,]*(?:\.\d+)?)"
     rf"|(?P<quantity>(?<![\w.])[-+]?\d[\d,]*(?:\.\d+)?(?:\s?(?:%|°[CF]?)|\s?(?:{_UNITS})(?![\w/])))"
     r"|(?P<tag>(?<![\w#@&])[#@][A-Za-z_]\w*)"
