@@ -30,6 +30,7 @@ import pyarrow.compute as pc
 import yaml
 
 from dataset_builder.artifacts import parquet_files, read_table, write_parquet
+from dataset_builder.models import SMOKE_MODEL_PREFIX
 from schemas.errors import PolyinstructError
 from schemas.languages import Language, resolve
 from schemas.params import ExportParams, Params
@@ -103,7 +104,7 @@ class LicenseComponent:
 
 
 def is_smoke_model(model: str) -> bool:
-    return model.startswith("smoke:")
+    return model.startswith(SMOKE_MODEL_PREFIX)
 
 
 def source_component(name: str, extra: Mapping[str, str]) -> tuple[LicenseComponent, str]:
@@ -310,8 +311,8 @@ def _export_language(con: duckdb.DuckDBPyConnection, path: Path, folder: Path, p
         models = dict(con.execute("SELECT model, count(*) FROM rows GROUP BY 1 ORDER BY 1").fetchall())
         sources = dict(con.execute(
             "SELECT regexp_replace(id, '-[0-9]+$', ''), count(*) FROM rows GROUP BY 1 ORDER BY 1").fetchall())
-        smoke_row = _first_row(con, "SELECT coalesce(bool_or(smoke OR starts_with(model, 'smoke:')), false)"
-                               " FROM rows")
+        smoke_row = _first_row(
+            con, f"SELECT coalesce(bool_or(smoke OR starts_with(model, '{SMOKE_MODEL_PREFIX}')), false) FROM rows")
         smoke = bool(smoke_row and smoke_row[0])
     finally:
         con.unregister("rows")

@@ -51,6 +51,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from dataset_builder.artifacts import parquet_files, read_table
+from dataset_builder.models import SMOKE_MODEL_PREFIX
 from quality.filters import BAD_CHARS_RE
 from schemas.errors import PolyinstructError
 from schemas.params import Params
@@ -82,7 +83,6 @@ NOT_BLANK_REGEX = _not_whitespace_class()
 # `{source}-{index}`, as written by ingest. `\\Z` (pandas hands RE2 `\\z`), not `$`, which Python also
 # matches before a trailing newline.
 ID_REGEX = "^.+-[0-9]+\\Z"
-SMOKE_MODEL_PREFIX = "smoke:"
 SOURCE_MODEL = "source"  # `model` of the English rows in data/filtered
 # How many failing rows GE lists per expectation (by lang and id, in the Data Docs); up to this many,
 # the result JSON attributes a row expectation's failure to each language exactly.

@@ -7,3 +7,5 @@ import re
 
 # `org/name` as a Hub model id, as opposed to a local directory.
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.\-]*/[\w.\-]+$")
+# Every model fingerprint from a smoke model starts with this, so smoke output can never pass for real.
+SMOKE_MODEL_PREFIX = "smoke:"

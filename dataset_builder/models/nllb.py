@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from dataset_builder.artifacts import write_json
-from dataset_builder.models import HUB_ID
+from dataset_builder.models import HUB_ID, SMOKE_MODEL_PREFIX
 from dataset_builder.models.lm import MANIFEST, read_manifest
 from schemas.errors import PolyinstructError
 from schemas.params import Params
@@ -127,7 +127,7 @@ def _write_manifest(out: Path, model_id: str, revision: str | None, quantization
         "converter_version": ctranslate2.__version__,
         "smoke": smoke,
         # What rows record in `model`; `smoke:` prefix for smoke models, content hash for all.
-        "fingerprint": f"{'smoke:' if smoke else ''}{name}@{revision or 'local'}:{quantization}:{digest}",
+        "fingerprint": f"{SMOKE_MODEL_PREFIX if smoke else ''}{name}@{revision or 'local'}:{quantization}:{digest}",
         **extra,
     }
     write_json(manifest, out / MANIFEST)
@@ -140,7 +140,7 @@ def model_fingerprint(model_dir: Path) -> tuple[str, bool]:
     if manifest.get("fingerprint"):
         return str(manifest["fingerprint"]), bool(manifest.get("smoke", False))
     smoke = bool(manifest.get("smoke", False))
-    return f"{'smoke:' if smoke else ''}{model_dir.name}@local:{content_digest(model_dir)[:16]}", smoke
+    return f"{SMOKE_MODEL_PREFIX if smoke else ''}{model_dir.name}@local:{content_digest(model_dir)[:16]}", smoke
 
 
 def _replace_dir(built: Path, out: Path) -> None:
