@@ -16,10 +16,18 @@ import pyarrow.parquet as pq
 from schemas.errors import PolyinstructError
 
 
+def umask_mode(mode: int = 0o666) -> int:
+    """`mode` as the user's umask lets it be: what `open()` would give a new file (0o777 for a folder)."""
+    current = os.umask(0)
+    os.umask(current)
+    return mode & ~current
+
+
 def _atomic_target(path: Path) -> tuple[Path, Path]:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     os.close(fd)
+    os.chmod(tmp, umask_mode())  # mkstemp makes 0600; a written file follows the umask like any other
     return path, Path(tmp)
 
 
@@ -89,3 +97,76 @@ def read_table(path: Path | str, required: Iterable[str] = ()) -> pa.Table:
             f"{path}: missing column(s) {', '.join(missing)}; it has {', '.join(table.column_names)}"
         )
     return table
+
+
+def ensure_writable(*outputs: Path | str | None, folders: Iterable[Path | str | None] = ()) -> None:
+    """Fail before any work when an output cannot be written: its parent is a file, the folder is
+    read-only, or it lies where nothing can be created (/proc). `outputs` are files, `folders` directories.
+    Creates the missing parent folders, as the stage would anyway."""
+    targets = [(Path(p), Path(p).parent) for p in outputs if p is not None]
+    targets += [(Path(p), Path(p)) for p in folders if p is not None]
+    for what, folder in targets:
+        if what.is_dir() and what != folder:
+            raise PolyinstructError(f"{what}: is a folder, but a file is written there; choose a file path")
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            fd, probe = tempfile.mkstemp(prefix=".polyinstruct-probe-", dir=folder)
+            os.close(fd)
+            os.unlink(probe)
+        except (FileExistsError, NotADirectoryError):
+            blocker = next((p for p in (folder, *folder.parents) if p.exists() and not p.is_dir()), folder)
+            raise PolyinstructError(f"{what}: cannot write there because {blocker} is a file, not a folder;"
+                                    " choose another output path") from None
+        except OSError as err:
+            raise PolyinstructError(f"{what}: cannot write in {folder} ({err.strerror or err}); choose a writable"
+                                    " output path") from None
+
+
+OUTPUT_MANIFEST = ".polyinstruct-outputs.json"  # the files a stage wrote into its output folder
+
+
+def _manifest_names(folder: Path, stage: str) -> set[str]:
+    manifest = folder / OUTPUT_MANIFEST
+    try:
+        written = json.loads(manifest.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return set()
+    if not isinstance(written, dict) or written.get("stage") != stage:
+        return set()
+    return {str(name) for name in written.get("files", [])}
+
+
+def claim_output_folder(folder: Path | str, stage: str, inputs: Iterable[Path | str] = ()) -> set[str]:
+    """Check that `folder` may be (re)written by `stage`, before any work. Refused: a folder that is,
+    or holds, one of the stage's `inputs`, and a folder holding files that `stage` did not write there
+    (per its manifest). Returns the names the stage wrote last time (they may be replaced)."""
+    folder = Path(folder)
+    resolved = folder.resolve()
+    for inp in inputs:
+        path = Path(inp).resolve()
+        if path == resolved or resolved in path.parents:
+            raise PolyinstructError(f"{folder}: the output folder holds the input {inp}; write to another"
+                                    " folder (the stage replaces the files in its output folder)")
+    ours = _manifest_names(folder, stage)
+    if not folder.is_dir():
+        return ours
+    foreign = sorted(p.name for p in folder.iterdir()
+                     if p.name != OUTPUT_MANIFEST and p.name not in ours and not p.name.startswith("."))
+    if foreign:
+        raise PolyinstructError(f"{folder}: holds {len(foreign)} file(s) that `{stage}` did not write, e.g."
+                                f" {foreign[0]}; choose an empty or new output folder")
+    return ours
+
+
+def record_output_folder(folder: Path | str, stage: str, names: Iterable[str]) -> None:
+    """Write the manifest `claim_output_folder` reads, and remove files of ours no longer written."""
+    folder = Path(folder)
+    names = sorted(set(names))
+    for stale in _manifest_names(folder, stage) - set(names):
+        (folder / stale).unlink(missing_ok=True)
+    write_json({"stage": stage, "files": names}, folder / OUTPUT_MANIFEST)
+
+
+def parquet_rows(path: Path | str) -> int:
+    """Rows of a written Parquet file, from its footer: a count taken on the written side."""
+    return pq.read_metadata(path).num_rows

@@ -5,6 +5,7 @@ and reason. Whole-file problems (missing, empty, undecodable array) are one-line
 
 from __future__ import annotations
 
+import codecs
 import json
 import random
 import time
@@ -16,8 +17,8 @@ from typing import Any
 import polars as pl
 import pyarrow as pa
 
-from dataset_builder.artifacts import write_json, write_parquet
-from dataset_builder.ledger import check_conservation, rejects_table, write_rejects
+from dataset_builder.artifacts import parquet_rows, write_json, write_parquet
+from dataset_builder.ledger import check_conservation, refuse_empty_output, rejects_table, write_rejects
 from schemas.errors import PolyinstructError
 from schemas.params import DataParams
 from schemas.records import SOURCE_SCHEMA, TEXT_FIELDS
@@ -38,6 +39,7 @@ class RawBatch:
     source_name: str
     records: list[tuple[int, str, Any]] = field(default_factory=list)  # (index, location, record)
     unreadable: list[tuple[int, str, str, str]] = field(default_factory=list)  # (index, location, reason, detail)
+    n_read: int = 0  # records the reader saw (array elements, non-blank lines, rows), counted by the reader
 
 
 def embedded_sample_path() -> Path:
@@ -49,9 +51,33 @@ def _read_bytes(path: Path) -> bytes:
         raise PolyinstructError(f"{path}: file not found; check data.source in params.yaml or --in")
     if path.is_dir():
         raise PolyinstructError(f"{path}: is a directory; point --in at a file")
-    data = path.read_bytes()
+    data = _as_utf8(path, path.read_bytes())
     if not data.strip():
         raise PolyinstructError(f"{path}: file is empty; it must hold at least one instruction record")
+    return data
+
+
+# UTF-32 first: its little-endian mark starts with UTF-16's.
+_WIDE_BOMS = ((codecs.BOM_UTF32_LE, "utf-32"), (codecs.BOM_UTF32_BE, "utf-32"),
+              (codecs.BOM_UTF16_LE, "utf-16"), (codecs.BOM_UTF16_BE, "utf-16"))
+
+
+def _as_utf8(path: Path, data: bytes) -> bytes:
+    """UTF-8 without its BOM. UTF-16/32 with a byte-order mark is re-encoded; without one, it is named."""
+    for bom, encoding in _WIDE_BOMS:
+        if data.startswith(bom):
+            try:
+                return data.decode(encoding).encode("utf-8")
+            except UnicodeDecodeError as err:
+                raise PolyinstructError(f"{path}: starts with a {encoding.upper()} byte-order mark but byte"
+                                        f" {err.start} is not {encoding.upper()}; re-encode the file as UTF-8") \
+                    from None
+    if data.startswith(codecs.BOM_UTF8):
+        return data[len(codecs.BOM_UTF8):]
+    head = data[:4096]
+    if head.count(b"\x00") > len(head) // 4:
+        raise PolyinstructError(f"{path}: looks like UTF-16 or UTF-32 without a byte-order mark (many NUL bytes);"
+                                " re-encode the file as UTF-8")
     return data
 
 
@@ -69,6 +95,7 @@ def _read_json_array(path: Path, data: bytes, batch: RawBatch) -> None:
     if not isinstance(items, list):
         raise PolyinstructError(f"{path}: top level must be a JSON array of records, got {type(items).__name__}")
     batch.records.extend((i, f"{path}: element {i}", item) for i, item in enumerate(items))
+    batch.n_read = len(items)
 
 
 def _read_json_lines(path: Path, data: bytes, batch: RawBatch) -> None:
@@ -87,6 +114,7 @@ def _read_json_lines(path: Path, data: bytes, batch: RawBatch) -> None:
             except json.JSONDecodeError as err:
                 batch.unreadable.append((index, where, "malformed_json", f"{where}: {err.msg} at column {err.colno}"))
         index += 1
+    batch.n_read = sum(1 for raw in data.split(b"\n") if raw.strip())
 
 
 def _read_frame(path: Path, fmt: str, batch: RawBatch) -> None:
@@ -101,6 +129,7 @@ def _read_frame(path: Path, fmt: str, batch: RawBatch) -> None:
         (i, f"{path}:{i + line_offset}" if fmt == "csv" else f"{path}: row {i}", row)
         for i, row in enumerate(frame.iter_rows(named=True))
     )
+    batch.n_read = frame.height
 
 
 def _read_hub(dataset_id: str, batch: RawBatch) -> None:
@@ -115,6 +144,7 @@ def _read_hub(dataset_id: str, batch: RawBatch) -> None:
             " or download it elsewhere and pass the file with --in"
         ) from None
     batch.records.extend((i, f"hf:{dataset_id}: row {i}", row) for i, row in enumerate(ds))
+    batch.n_read = ds.num_rows
 
 
 def detect_format(path: Path, data: bytes) -> str:
@@ -164,6 +194,21 @@ def _column_map(fmt: str, first_keys: set[str], overrides: dict[str, str]) -> di
     return {**base, **overrides}
 
 
+def _check_mapped_columns(batch: RawBatch, overrides: dict[str, str]) -> None:
+    """A column named in data.column_map (--map) that no record has is a one-line error before any work."""
+    if not overrides:
+        return
+    columns: set[str] = set()
+    for _, _, rec in batch.records:
+        if isinstance(rec, dict):
+            columns.update(rec)
+    for fld, col in sorted(overrides.items()):
+        if col not in columns:
+            shown = ", ".join(sorted(columns)[:8]) or "none"
+            raise PolyinstructError(f"data.column_map: {fld}={col}: no record of {batch.source_name} has a column"
+                                    f" '{col}' (columns found: {shown}); fix --map or data.column_map")
+
+
 def _select_positions(n: int, limit: int | None, sample: int | None, seed: int) -> list[int]:
     positions = list(range(n))
     if sample is not None and sample < n:
@@ -177,9 +222,10 @@ def check_records(batch: RawBatch, fmt: str, params: DataParams) -> tuple[pa.Tab
     """Apply the per-record contract. Returns raw (unnormalised) good rows and reject rows."""
     objects = [r for _, _, r in batch.records if isinstance(r, dict)]
     mapping = _column_map(fmt, set(objects[0]) if objects else set(), params.column_map)
+    _check_mapped_columns(batch, params.column_map)
     by_index = {i: (where, rec) for i, where, rec in batch.records}
     bad_by_index = {i: (where, reason, detail) for i, where, reason, detail in batch.unreadable}
-    selected = _select_positions(len(by_index) + len(bad_by_index), params.limit, params.sample, params.seed)
+    selected = _select_positions(batch.n_read, params.limit, params.sample, params.seed)
 
     good: dict[str, list[str]] = {"id": [], "source": [], **{f: [] for f in TEXT_FIELDS}}
     rejects: list[dict[str, str]] = []
@@ -193,6 +239,8 @@ def check_records(batch: RawBatch, fmt: str, params: DataParams) -> tuple[pa.Tab
             _, reason, detail = bad_by_index[index]
             reject(rid, reason, detail)
             continue
+        if index not in by_index:
+            continue  # not passed on by the reader: the conservation check against n_read reports it
         where, rec = by_index[index]
         if not isinstance(rec, dict):
             reject(rid, "not_an_object", f"{where}: expected a JSON object, got {type(rec).__name__}")
@@ -265,14 +313,17 @@ def ingest(params: DataParams, out: Path, rejects_out: Path, metrics_out: Path |
     frame = normalise_text(pl.from_arrow(table))
     frame, dup_rejects = split_exact_duplicates(frame)
     rejects += dup_rejects
-    n_in = frame.height + len(rejects)
-    check_conservation(STAGE, {"eng_Latn": n_in}, {"eng_Latn": frame.height}, {"eng_Latn": len(rejects)})
-    write_parquet(frame.to_arrow(), out, SOURCE_SCHEMA)
-    write_rejects(rejects_table(rejects), rejects_out)
+    # Records in: what the reader counted, cut by limit/sample; kept and rejected: what was written.
+    n_in = len(_select_positions(batch.n_read, params.limit, params.sample, params.seed))
     by_reason: dict[str, int] = {}
     for r in rejects:
         by_reason[r["reason"]] = by_reason.get(r["reason"], 0) + 1
-    result = IngestResult(kept=frame.height, rejected=len(rejects), by_reason=dict(sorted(by_reason.items())))
+    write_rejects(rejects_table(rejects), rejects_out)
+    refuse_empty_output(STAGE, n_in, frame.height, by_reason, rejects_out)
+    write_parquet(frame.to_arrow(), out, SOURCE_SCHEMA)
+    n_kept, n_rejected = parquet_rows(out), parquet_rows(rejects_out)
+    check_conservation(STAGE, {"eng_Latn": n_in}, {"eng_Latn": n_kept}, {"eng_Latn": n_rejected})
+    result = IngestResult(kept=n_kept, rejected=n_rejected, by_reason=dict(sorted(by_reason.items())))
     if metrics_out:
         write_json({"source": params.source, "in": n_in, "kept": result.kept, "rejected": result.rejected,
                     "rejected_by_reason": result.by_reason,

@@ -8,7 +8,7 @@ from pathlib import Path
 import pyarrow as pa
 
 from dataset_builder.artifacts import write_parquet
-from schemas.errors import ConservationError
+from schemas.errors import ConservationError, PolyinstructError
 from schemas.records import REJECT_SCHEMA
 
 
@@ -33,3 +33,12 @@ def check_conservation(stage: str, counts_in: Mapping[str, int], kept: Mapping[s
                 f"{stage}: conservation broken for {lang}: in={n_in} but kept={n_kept} + rejected={n_rej}"
                 f" = {n_kept + n_rej}; this is a bug in polyinstruct, please report it"
             )
+
+
+def refuse_empty_output(stage: str, n_in: int, n_kept: int, rejected_by_reason: Mapping[str, int],
+                        rejects_path: Path | str) -> None:
+    """A stage that would hand 0 rows on from a non-empty input stops instead, naming why rows went."""
+    if n_in and not n_kept:
+        reasons = ", ".join(f"{r}={n}" for r, n in sorted(rejected_by_reason.items(), key=lambda kv: -kv[1]))
+        raise PolyinstructError(f"{stage}: all {n_in} input rows were rejected ({reasons or 'no reason recorded'});"
+                                f" nothing written for the next stage; see the reasons in {rejects_path}")

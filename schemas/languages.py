@@ -1,7 +1,9 @@
 """Language registry: the 52 Bactrian-X languages, named sets, and every NLLB-200 code.
 
 The canonical code inside polyinstruct is the FLORES-200 code (what NLLB uses, e.g. `fra_Latn`).
-`resolve` also accepts ISO 639-1 codes (`fr`) and mBART-50 codes (`fr_XX`).
+`resolve` also accepts mBART-50 codes (`fr_XX`) and every ISO 639-1 (`ca`) or ISO 639-3 (`cat`) code
+that maps to one of NLLB's 202 codes. A macrolanguage with several (`no`: Bokmål and Nynorsk) maps to
+the choice in MACRO_CHOICE, and `resolution_note` says so.
 """
 
 from __future__ import annotations
@@ -127,6 +129,53 @@ def _index() -> dict[str, Language]:
     return index | _registry_index()  # richer records win over the bare NLLB entries
 
 
+# ISO 639 codes that match several NLLB codes (a macrolanguage's members, or one language in two scripts):
+# the written standard or most-spoken variety, as Bactrian-X and FLORES-200 pick it.
+MACRO_CHOICE: dict[str, str] = {
+    "ace": "ace_Latn", "aka": "aka_Latn", "ara": "arb_Arab", "arb": "arb_Arab", "aze": "azj_Latn",
+    "bjn": "bjn_Latn", "fas": "pes_Arab", "hbs": "hrv_Latn", "kas": "kas_Arab", "kau": "knc_Latn",
+    "knc": "knc_Latn", "kur": "kmr_Latn", "lav": "lvs_Latn", "min": "min_Latn", "msa": "zsm_Latn",
+    "nor": "nob_Latn", "taq": "taq_Latn", "tmh": "taq_Latn", "zho": "zho_Hans",
+}
+
+
+@cache
+def _iso_index() -> dict[str, tuple[str, tuple[str, ...]]]:
+    """ISO 639-1 and 639-3 code -> (the NLLB code chosen, every NLLB code it could mean), from the
+    iso639-lang tables (639-1 -> 639-3, macrolanguage members)."""
+    from iso639 import iter_langs
+
+    by_639_3: dict[str, list[str]] = {}
+    for code in nllb_codes():
+        by_639_3.setdefault(code.split("_", 1)[0], []).append(code)
+    index: dict[str, tuple[str, tuple[str, ...]]] = {}
+    for lang in iter_langs():
+        if not lang.pt3:
+            continue
+        options = by_639_3.get(lang.pt3, [])
+        if not options:  # a macrolanguage: its members that NLLB has
+            options = sorted(c for member in lang.individuals() for c in by_639_3.get(member.pt3, []))
+        if not options:
+            continue
+        chosen = options[0] if len(options) == 1 else MACRO_CHOICE.get(lang.pt3)
+        if chosen is None:
+            continue  # ambiguous and unchosen: tests/schemas/test_languages.py keeps MACRO_CHOICE complete
+        for key in (lang.pt1, lang.pt3):
+            if key:
+                index[key] = (chosen, tuple(options))
+    return index
+
+
+def resolution_note(code: str) -> str | None:
+    """For an ISO code that could mean several NLLB codes, the sentence naming the one chosen."""
+    chosen, options = _iso_index().get(code.strip(), ("", ()))
+    if len(options) < 2:
+        return None
+    others = ", ".join(o for o in options if o != chosen)
+    return f"'{code}' can mean {len(options)} NLLB languages; using {chosen} (others: {others}); pass a FLORES-200" \
+           " code to choose another"
+
+
 class UnknownLanguageError(PolyinstructError, ValueError):  # ValueError: pydantic names the params key
     pass
 
@@ -141,9 +190,23 @@ def resolve(code: str) -> Language:
     lang = index.get(code.strip())
     if lang is not None:
         return lang
+    iso = _iso_index().get(code.strip())
+    if iso is not None:
+        return index[iso[0]]
     close = difflib.get_close_matches(code, list(index), n=3, cutoff=0.5)
     hint = f"did you mean {', '.join(close)}?" if close else "see `polyinstruct languages --set bactrian-x`"
     raise UnknownLanguageError(f"unknown language code '{code}': {hint}")
+
+
+def language_from_file_stem(stem: str) -> Language | None:
+    """The language a file name ends with: `prompts_fra_Latn` (FLORES-200) or `test_no` (ISO)."""
+    parts = stem.split("_")
+    for suffix in ("_".join(parts[-2:]), parts[-1]) if len(parts) > 2 else (parts[-1],):
+        try:
+            return resolve(suffix)
+        except UnknownLanguageError:
+            continue
+    return None
 
 
 def language_set(name: str) -> tuple[Language, ...]:

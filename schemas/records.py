@@ -5,6 +5,8 @@ from __future__ import annotations
 import pyarrow as pa
 from pydantic import BaseModel, ConfigDict
 
+from schemas.errors import PolyinstructError
+
 TEXT_FIELDS: tuple[str, ...] = ("instruction", "input", "output")
 
 
@@ -58,3 +60,30 @@ TRANSLATED_SCHEMA: pa.Schema = _arrow_schema(TranslatedRecord)
 REJECT_SCHEMA: pa.Schema = _arrow_schema(Reject)
 # What the quality stage needs at minimum from any parallel dataset (ours, or Bactrian-X itself).
 PARALLEL_REQUIRED_COLUMNS: tuple[str, ...] = ("id", "lang", *TEXT_FIELDS)
+
+
+def _same_kind(found: pa.DataType, expected: pa.DataType) -> bool:
+    """Equal types, counting the string and list encodings Arrow writers choose freely as one."""
+    if found.equals(expected):
+        return True
+    if pa.types.is_dictionary(found):
+        return _same_kind(found.value_type, expected)
+    if pa.types.is_string(expected):
+        return pa.types.is_string(found) or pa.types.is_large_string(found) or pa.types.is_string_view(found)
+    if pa.types.is_list(expected):
+        return (pa.types.is_list(found) or pa.types.is_large_list(found)) and _same_kind(found.value_type,
+                                                                                           expected.value_type)
+    return False
+
+
+def check_column_types(schema: pa.Schema, contract: pa.Schema, path: object) -> None:
+    """Types are checked, not cast: a column of the contract with another type is a one-line error
+    naming the file, the column, the type found and the type expected. Absent columns are not checked."""
+    for field in contract:
+        index = schema.get_field_index(field.name)
+        if index < 0:
+            continue
+        found = schema.field(index).type
+        if not _same_kind(found, field.type):
+            raise PolyinstructError(f"{path}: column {field.name} has type {found}, expected {field.type};"
+                                    " write that column with the expected type")

@@ -26,7 +26,7 @@ from dataset_builder.artifacts import write_json
 from dataset_builder.models.lm import TOKENIZER_FILES, is_smoke, resolve_base_lm
 from dataset_builder.progress import progress_bar
 from schemas.errors import PolyinstructError
-from schemas.languages import UnknownLanguageError, resolve
+from schemas.languages import language_from_file_stem
 from schemas.params import Params
 from trl_training.mixtures import read_export_split
 from trl_training.templates import encode_examples, encode_prompts
@@ -50,12 +50,11 @@ def read_prompt_file(path: Path) -> PromptSet:
     path = Path(path)
     if not path.is_file():
         raise PolyinstructError(f"{path}: prompt file not found")
-    suffix = path.stem.rsplit("_", 1)[-1]
-    try:
-        lang = resolve(suffix).flores
-    except UnknownLanguageError:
+    language = language_from_file_stem(path.stem)
+    if language is None:
         raise PolyinstructError(f"{path}: cannot tell the prompts' language from the name; name the file like"
-                                " test_fr.jsonl or prompts_fra_Latn.jsonl (suffix = a language code)") from None
+                                " test_fr.jsonl or prompts_fra_Latn.jsonl (suffix = a language code)")
+    lang = language.flores
     ids, prompts = [], []
     for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
         if not line.strip():

@@ -290,6 +290,9 @@ def build_mixture(export_dir: Path, mixture: MixtureParams, out: Path, seed: int
     """Write out/train.parquet, out/validation.parquet and out/manifest.json for one mixture."""
     export_dir, out = Path(export_dir), Path(out)
     _check_args(mixture)
+    if tokenizer_dir is not None and not (Path(tokenizer_dir) / "tokenizer_config.json").is_file():
+        raise PolyinstructError(f"{tokenizer_dir}: not a tokenizer folder (no tokenizer_config.json); pass the base"
+                                " model's folder, e.g. --tokenizer models/base_lm, or drop --tokenizer")
     seed = mixture.seed if seed is None else seed
     train = read_export_split(export_dir, "train")
     validation = read_export_split(export_dir, "validation", required=False)  # validation_fraction may be 0

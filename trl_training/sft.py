@@ -125,6 +125,33 @@ def _bf16_capable() -> bool:
     return bool(torch.cuda.is_available() and torch.cuda.is_bf16_supported())
 
 
+def _check_sft_types(config_class: type, values: dict[str, Any]) -> dict[str, Any]:
+    """Each params.training.sft value must fit its SFTConfig field's annotated type (SFTConfig itself
+    does not check: `learning_rate: "fast"` would fail later as a TypeError inside the optimiser).
+    A number YAML read as text (`2e-4`) becomes the number."""
+    import typing
+
+    from pydantic import TypeAdapter, ValidationError
+
+    hints = typing.get_type_hints(config_class)
+    checked = dict(values)
+    for key, value in values.items():
+        try:
+            adapter = TypeAdapter(hints[key])
+        except Exception:  # noqa: BLE001 - a field type pydantic cannot model: SFTConfig checks it itself
+            continue
+        try:
+            parsed = adapter.validate_python(value)
+        except ValidationError as err:
+            expected = getattr(hints[key], "__name__", None) or str(hints[key]).replace("typing.", "")
+            first = err.errors()[0]["msg"]
+            raise PolyinstructError(f"params.training.sft.{key}: {value!r} is not a valid value ({first});"
+                                    f" expected {expected}") from None
+        if isinstance(value, str) and isinstance(parsed, int | float) and not isinstance(parsed, bool):
+            checked[key] = parsed
+    return checked
+
+
 def sft_config_kwargs(params: Params, out: Path, max_steps: int, packing: bool, bf16: bool,
                       cuda: bool = False) -> dict[str, Any]:
     """The SFTConfig arguments: our defaults, then params.training.sft, then the fields we own."""
@@ -139,7 +166,7 @@ def sft_config_kwargs(params: Params, out: Path, max_steps: int, packing: bool, 
             close = difflib.get_close_matches(key, sorted(known), n=3)
             hint = f"did you mean {', '.join(close)}?" if close else "see the trl.SFTConfig documentation"
             raise PolyinstructError(f"params.training.sft.{key}: not a field of trl.SFTConfig; {hint}")
-    kwargs = {**SFT_DEFAULTS, **training.sft}
+    kwargs = {**SFT_DEFAULTS, **_check_sft_types(SFTConfig, training.sft)}
     if "bf16" not in training.sft and "fp16" not in training.sft:
         kwargs |= {"bf16": bf16, "fp16": False}  # TRL defaults to bf16=True even on CPU
     kwargs.setdefault("dataloader_pin_memory", cuda)  # pinning without a GPU only warns

@@ -210,9 +210,12 @@ def resolve_base_lm(spec: str | Path, params: Params) -> Path:
         if read_manifest(cached).get("seed") != params.models.smoke_seed:
             build_smoke_lm(cached, params.models.smoke_seed)
         return cached
-    if HUB_ID.match(spec):
+    if HUB_ID.match(spec) and not path.parent.is_dir():
         source = _download(spec, Path(params.models.cache_dir))
         validate_model_dir(source)
         return source
+    if HUB_ID.match(spec):  # `models/base_lm` looks like ORG/NAME, but its parent is a local folder
+        raise PolyinstructError(f"{path}: base model folder not found; make it with `polyinstruct model prepare`"
+                                " (or `dvc repro models`), or pass a Hub id or `smoke`")
     raise PolyinstructError(f"base model '{spec}': no such directory and not a Hub id (ORG/NAME); run `polyinstruct"
                             " model prepare` (or dvc repro models), or pass a Hub id or `smoke`")
