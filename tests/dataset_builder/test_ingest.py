@@ -126,9 +126,11 @@ def test_whole_file_errors_are_one_line(tmp_path: Path, content: bytes | None, m
     path = tmp_path / "in.json"
     if content is not None:
         path.write_bytes(content)
-    if message == "":  # JSON lines: bad lines are quarantined, the run goes on
-        _, rej, _ = run_ingest(tmp_path, source=str(path))
-        assert rej["reason"].to_list() == ["missing_field", "malformed_json"]
+    if message == "":  # JSON lines: bad lines are quarantined; with none left, nothing is handed on
+        with pytest.raises(PolyinstructError, match="all 2 input rows were rejected"):
+            run_ingest(tmp_path, source=str(path))
+        assert pl.read_parquet(tmp_path / "rejects.parquet")["reason"].to_list() == ["missing_field", "malformed_json"]
+        assert not (tmp_path / "source.parquet").exists()
         return
     with pytest.raises(PolyinstructError, match=message) as err:
         run_ingest(tmp_path, source=str(path))
