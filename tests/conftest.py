@@ -1,20 +1,25 @@
-"""Shared test helpers: where the real data lives, and running the CLI in-process."""
+"""Shared test helpers: where the real data lives, and running the CLI in-process.
+
+The real data is `../shared/data` beside the checkout, or the folder POLYINSTRUCT_SHARED_DATA names.
+CI runs the suite a second time with POLYINSTRUCT_SHARED_DATA=/nonexistent, as a fresh clone sees it."""
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
+SHARED_DATA_ENV = "POLYINSTRUCT_SHARED_DATA"
+SHARED_DATA = Path(os.environ.get(SHARED_DATA_ENV) or REPO_ROOT.parent / "shared" / "data")
 
 
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
     if not SHARED_DATA.exists():
-        pytest.skip(f"real data not found at {SHARED_DATA}")
+        pytest.skip(f"needs the shared real data, not found at {SHARED_DATA} (set {SHARED_DATA_ENV})")
     return SHARED_DATA
 
 

@@ -4,7 +4,6 @@ code stripping, candidate restriction, and the public API the evaluation uses.""
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import duckdb
 import pytest
@@ -17,8 +16,9 @@ from quality.langid import (
     needs_lingua,
     prose_sql,
 )
+from tests.conftest import SHARED_DATA
 
-DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
+DATA = SHARED_DATA
 HPLT = {"en": "eng_Latn", "bg": "bul_Cyrl", "es": "spa_Latn", "fr": "fra_Latn", "ru": "rus_Cyrl", "zh": "zho_Hans"}
 
 

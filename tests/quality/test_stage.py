@@ -18,9 +18,10 @@ from quality.stage import run_filter
 from schemas.errors import PolyinstructError
 from schemas.params import parse_params
 from schemas.records import REJECT_SCHEMA, TRANSLATED_SCHEMA
+from tests.conftest import SHARED_DATA
 from tests.quality.test_filters import run_small, write_set
 
-DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
+DATA = SHARED_DATA
 HPLT = {"bg": "bul_Cyrl", "es": "spa_Latn", "fr": "fra_Latn", "ru": "rus_Cyrl", "zh": "zho_Hans"}
 SWAP = {"es": "fr", "fr": "es", "bg": "ru", "ru": "bg"}  # same script: only language ID can tell
 CODE = " Use `load_config()` as shown in https://example.com/docs/setup."

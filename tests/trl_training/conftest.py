@@ -27,13 +27,20 @@ SPLIT_SIZES = {"validation": 6, "test": 6}  # the rest is train
 
 
 def _english(n: int) -> list[dict[str, str]]:
-    """Real Alpaca records: the shared 5,000 when present, else the 100 embedded in the package."""
+    """`n` real Alpaca records: from the shared 5,000 when present, else from the 100 embedded in the
+    package, whose short records are fewer than `n`: the rest are numbered variants of them, so a
+    fresh clone tests exactly as much as CI."""
     source = SHARED_DATA / "alpaca_5000.json"
     path = source if source.exists() else embedded_sample_path()
     records = json.loads(path.read_text(encoding="utf-8"))
     # Short records keep tokenised lengths (and so test time) small.
-    short = [r for r in records if len(r["instruction"]) + len(r["input"]) + len(r["output"]) < 200]
-    return [{k: str(r[k]) for k in ("instruction", "input", "output")} for r in short[:n]]
+    short = [{k: str(r[k]) for k in ("instruction", "input", "output")} for r in records
+             if len(r["instruction"]) + len(r["input"]) + len(r["output"]) < 200]
+    out = short[:n]
+    for i in range(len(out), n):
+        base, round_ = short[i % len(short)], i // len(short)
+        out.append({**base, "instruction": f"{base['instruction']} ({round_ + 1})"})
+    return out
 
 
 def _human_prompts(lang: str) -> list[str]:
