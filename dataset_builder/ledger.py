@@ -39,6 +39,6 @@ def refuse_empty_output(stage: str, n_in: int, n_kept: int, rejected_by_reason: 
                         rejects_path: Path | str) -> None:
     """A stage that would hand 0 rows on from a non-empty input stops instead, naming why rows went."""
     if n_in and not n_kept:
-        reasons = ", ".join(f"{r}={n}" for r, n in sorted(rejected_by_reason.items(), key=lambda kv: -kv[1]))
+        reasons = ", ".join(f"{r}={n}" for r, n in sorted(rejected_by_reason.items(), key=lambda kv: -kv[1]) if n)
         raise PolyinstructError(f"{stage}: all {n_in} input rows were rejected ({reasons or 'no reason recorded'});"
                                 f" nothing written for the next stage; see the reasons in {rejects_path}")

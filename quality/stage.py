@@ -23,14 +23,31 @@ import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from dataset_builder.artifacts import parquet_files, read_table, write_csv_rows, write_json, write_parquet
-from dataset_builder.ledger import check_conservation, write_rejects
+from dataset_builder.artifacts import (
+    claim_output_folder,
+    parquet_files,
+    parquet_rows,
+    read_table,
+    record_output_folder,
+    write_csv_rows,
+    write_json,
+    write_parquet,
+)
+from dataset_builder.ledger import check_conservation, refuse_empty_output, write_rejects
+from dataset_builder.models import SMOKE_MODEL_PREFIX
 from dataset_builder.progress import progress_bar
 from quality import dedup, filters, langid
 from schemas.errors import PolyinstructError
 from schemas.languages import UnknownLanguageError, resolve
 from schemas.params import Params
-from schemas.records import PARALLEL_REQUIRED_COLUMNS, REJECT_SCHEMA, TEXT_FIELDS, TRANSLATED_SCHEMA
+from schemas.records import (
+    PARALLEL_REQUIRED_COLUMNS,
+    REJECT_SCHEMA,
+    SOURCE_SCHEMA,
+    TEXT_FIELDS,
+    TRANSLATED_SCHEMA,
+    check_column_types,
+)
 
 STAGE = "filter"
 # Extra columns of our translate stage, with their Arrow types; absent ones are NULL and get defaults.
@@ -118,9 +135,11 @@ def load_inputs(source: Path, translated: Path, source_lang: str) -> tuple[pa.Ta
     """All rows, source first, in one Arrow table, and which extra columns each file lacked."""
     missing_extras: dict[str, list[str]] = {name: [] for name in EXTRA_COLUMNS}
     src = read_table(source, required=("id", *TEXT_FIELDS))
+    check_column_types(src.schema, SOURCE_SCHEMA, source)
     parts = [_standard_table(src, source, pa.array([source_lang] * src.num_rows, pa.string()), True)]
     for path in parquet_files(translated):
         table = read_table(path, required=PARALLEL_REQUIRED_COLUMNS)
+        check_column_types(table.schema, TRANSLATED_SCHEMA, path)
         lang = _canonical_lang(table.column("lang"), path)
         if table.num_rows and pc.any(pc.equal(lang, source_lang)).as_py():
             raise PolyinstructError(f"{path}: holds rows in the source language {source_lang}; the source rows "
@@ -287,16 +306,15 @@ SELECT s.lang, round(s.log_length_ratio, 4) AS llr, (d.reason IS NULL)::INT AS k
                    ["lang", "log_length_ratio", "kept"], plots / "length_ratio.csv")
 
 
-def _remove_stale_outputs(out_dir: Path, written: set[str]) -> None:
-    """A language filtered in an earlier run but absent now must not linger in --out."""
-    for path in out_dir.glob("*.parquet"):
-        if path.stem in written:
-            continue
-        try:
-            resolve(path.stem)
-        except UnknownLanguageError:
-            continue  # not ours
-        path.unlink()
+def _note_smoke_rows(con: duckdb.DuckDBPyConnection, enabled: bool, skipped: dict[str, str]) -> None:
+    """Rows a smoke model wrote (random tokens in no language) skip language ID; say how many, and why."""
+    if not enabled:
+        return
+    n = con.execute(f"SELECT count(*) FROM rows WHERE NOT is_source AND starts_with(coalesce(model, ''), "
+                    f"'{SMOKE_MODEL_PREFIX}')").fetchall()[0][0]
+    if n:
+        skipped["lang_id"] = (f"{n} rows from a smoke model (model starts with '{SMOKE_MODEL_PREFIX}') skip "
+                              "language ID: a random-weight model writes no language")
 
 
 def run_filter(source: Path, translated: Path, out_dir: Path, rejects: Path, metrics_path: Path | None,
@@ -314,6 +332,7 @@ def run_filter(source: Path, translated: Path, out_dir: Path, rejects: Path, met
         seconds[name] = round(now - clock, 3)
         clock = now
 
+    claim_output_folder(out_dir, STAGE, inputs=(source, translated))
     table, missing_extras = load_inputs(Path(source), Path(translated), source_lang)
     skipped: dict[str, str] = {}
     with _connection() as con, progress_bar() as progress:
@@ -378,8 +397,10 @@ def run_filter(source: Path, translated: Path, out_dir: Path, rejects: Path, met
         lap("near_dedup")
 
         con.execute(f"""CREATE TABLE judge_rows AS SELECT s.rid, s.lang FROM surv2 s
-            JOIN cmp c USING (rid) ANTI JOIN near n ON n.rid = s.rid
-            WHERE NOT c.is_source AND NOT coalesce(c.kept_verbatim, false) AND {fparams.lang_id.enabled}""")
+            JOIN cmp c USING (rid) JOIN rows r USING (rid) ANTI JOIN near n ON n.rid = s.rid
+            WHERE NOT c.is_source AND NOT coalesce(c.kept_verbatim, false) AND {fparams.lang_id.enabled}
+              AND NOT starts_with(coalesce(r.model, ''), '{SMOKE_MODEL_PREFIX}')""")
+        _note_smoke_rows(con, fparams.lang_id.enabled, skipped)
         lid_run = _language_ids(con, params, progress)
         con.register("lid_found", lid_run.failures)
         con.execute("CREATE TABLE lid AS SELECT * FROM lid_found")
@@ -411,7 +432,14 @@ FROM verdict v LEFT JOIN dup d USING (rid) LEFT JOIN near n USING (rid) LEFT JOI
                 skipped[name] = f"disabled in params (quality.filters.{name}.enabled: false)"
         metrics, counts_in, by_reason = _metrics(con, params, reasons, skipped)
 
-        # Outputs: one file per language (sorted by id), one rejects table.
+        # Outputs: the rejects table first (it explains an empty result), then one file per language.
+        rejected_table = con.sql(f"SELECT id, lang, '{STAGE}' AS stage, reason, detail FROM decision "
+                                     "WHERE reason IS NOT NULL").to_arrow_table()
+        write_rejects(rejected_table.cast(REJECT_SCHEMA), rejects)
+        translated = [lang for lang in counts_in if lang != source_lang]
+        refuse_empty_output(STAGE, sum(counts_in[lang] for lang in translated),
+                            sum(metrics["languages"][lang]["kept"] for lang in translated),
+                            {r: sum(by_reason[lang].get(r, 0) for lang in translated) for r in reasons}, rejects)
         out_dir = Path(out_dir)
         out_dir.mkdir(parents=True, exist_ok=True)
         kept: dict[str, int] = {}
@@ -424,13 +452,11 @@ SELECT r.id, r.lang, r.instruction, r.input, r.output,
 FROM rows r JOIN decision d USING (rid) WHERE d.reason IS NULL AND r.lang = $1 ORDER BY r.id""",
                                  params=[lang]).to_arrow_table()
             write_parquet(kept_table, out_dir / f"{lang}.parquet", TRANSLATED_SCHEMA)
-            kept[lang] = kept_table.num_rows
-        _remove_stale_outputs(out_dir, set(counts_in))
-        rejected_table = con.sql(f"SELECT id, lang, '{STAGE}' AS stage, reason, detail FROM decision "
-                                     "WHERE reason IS NOT NULL").to_arrow_table()
-        write_rejects(rejected_table.cast(REJECT_SCHEMA), rejects)
+            kept[lang] = parquet_rows(out_dir / f"{lang}.parquet")  # counted on the written side
+            metrics["languages"][lang]["kept"] = kept[lang]
+        record_output_folder(out_dir, STAGE, (f"{lang}.parquet" for lang in counts_in))
         rejected_counts = {lang: n for lang, n in con.execute(
-            "SELECT lang, count(*) FROM decision WHERE reason IS NOT NULL GROUP BY lang").fetchall()}
+            "SELECT lang, count(*) FROM read_parquet($1) GROUP BY lang", [str(rejects)]).fetchall()}
         check_conservation(STAGE, counts_in, kept, rejected_counts)
         if metrics_path is not None:
             write_json(metrics, metrics_path)
