@@ -158,8 +158,8 @@ def detect_format(path: Path, data: bytes) -> str:
 
 def read_raw(source: str, fmt: str = "auto", source_name: str | None = None) -> tuple[RawBatch, str]:
     """Read every record of `source` (a path, `embedded`, or `hf:ID`). Returns the batch and the layout."""
-    if source.startswith("hf:"):
-        dataset_id = source[3:]
+    if source.startswith("hf:") or fmt == "hf":  # format hf: the source is a Hub dataset id, prefix or not
+        dataset_id = source.removeprefix("hf:")
         batch = RawBatch(source_name or dataset_id.rsplit("/", 1)[-1])
         _read_hub(dataset_id, batch)
         return batch, fmt
