@@ -29,12 +29,12 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import yaml
 
-from dataset_builder.artifacts import parquet_files, read_table, write_parquet
+from dataset_builder.artifacts import parquet_files, read_table, umask_mode, write_parquet
 from dataset_builder.models import SMOKE_MODEL_PREFIX
 from schemas.errors import PolyinstructError
 from schemas.languages import Language, resolve
 from schemas.params import ExportParams, Params
-from schemas.records import TEXT_FIELDS, TRANSLATED_SCHEMA
+from schemas.records import TEXT_FIELDS, TRANSLATED_SCHEMA, check_column_types
 
 EXPORT_COLUMNS: tuple[str, ...] = ("id", "lang", *TEXT_FIELDS, "model")
 EXPORT_SCHEMA: pa.Schema = pa.schema([TRANSLATED_SCHEMA.field(name) for name in EXPORT_COLUMNS])
@@ -289,6 +289,7 @@ def _export_language(con: duckdb.DuckDBPyConnection, path: Path, folder: Path, p
     except PolyinstructError as err:
         raise PolyinstructError(f"{path}: file name must be a language code ({err})") from None
     table = read_table(path, required=(*EXPORT_COLUMNS, "smoke"))
+    check_column_types(table.schema, TRANSLATED_SCHEMA, path)
     con.register("rows", table)
     try:
         wrong = _first_row(con, "SELECT coalesce(lang, 'NULL'), count(*) FROM rows WHERE lang IS DISTINCT FROM"
@@ -346,6 +347,14 @@ def _is_export_folder(path: Path) -> bool:
     return card.is_file() and EXPORT_MARKER in card.read_text(encoding="utf-8", errors="replace")
 
 
+def _remove_leftovers(out: Path) -> None:
+    """Build and trash folders an earlier, killed export left beside `out` (ours by their name)."""
+    for pattern in (f".{out.name}.build-*", f".{out.name}.old-*"):
+        for leftover in out.parent.glob(pattern):
+            if leftover.is_dir():
+                shutil.rmtree(leftover, ignore_errors=True)
+
+
 def _swap_in(built: Path, out: Path) -> None:
     """Replace `out` by the freshly built folder; an existing `out` must be an earlier export."""
     if out.exists() and not _is_export_folder(out):
@@ -367,6 +376,7 @@ def export_dataset(in_dir: Path, out: Path, params: Params, validation_path: Pat
     quality = _read_json(quality_path, "rerun `dvc repro filter`") if quality_path is not None else None
     files = parquet_files(in_dir)
     out.parent.mkdir(parents=True, exist_ok=True)
+    _remove_leftovers(out)
     built = Path(tempfile.mkdtemp(prefix=f".{out.name}.build-", dir=out.parent))
     try:
         configs: list[ConfigExport] = []
@@ -388,7 +398,7 @@ def export_dataset(in_dir: Path, out: Path, params: Params, validation_path: Pat
         result.empty_languages = empty
         card = build_card(result, params, validation=validation, quality=quality)
         (built / CARD_NAME).write_text(card, encoding="utf-8")
-        built.chmod(0o755)  # mkdtemp made it private; the export is an ordinary folder
+        built.chmod(umask_mode(0o777))  # mkdtemp made it private; the export is an ordinary folder
         _swap_in(built, out)
     finally:
         if built.exists():

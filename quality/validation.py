@@ -55,7 +55,7 @@ from dataset_builder.models import SMOKE_MODEL_PREFIX
 from quality.filters import BAD_CHARS_RE
 from schemas.errors import PolyinstructError
 from schemas.params import Params
-from schemas.records import SOURCE_SCHEMA, TEXT_FIELDS, TRANSLATED_SCHEMA
+from schemas.records import SOURCE_SCHEMA, TEXT_FIELDS, TRANSLATED_SCHEMA, check_column_types
 
 if TYPE_CHECKING:
     import great_expectations as gx
@@ -144,6 +144,8 @@ def read_filtered(con: duckdb.DuckDBPyConnection, in_dir: Path | str) -> tuple[p
     imports GE meanwhile. `union_by_name` lets files with a wrong schema through, so the suite can
     report them instead of the read failing."""
     files = parquet_files(in_dir)
+    for path in files:  # a wrong type is a one-line error; a missing column is the suite's to report
+        check_column_types(_file_schema(path), TRANSLATED_SCHEMA, path)
     signatures = {path.stem: _schema_signature(_file_schema(path)) for path in files}
     con.execute("SET arrow_large_buffer_size = true")
     threads = con.sql("SELECT current_setting('threads')").fetchall()[0][0]
