@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 from schemas.errors import PolyinstructError
+from schemas.outputs import ensure_writable
 from schemas.params import Params, load_params
 
 app = typer.Typer(
@@ -78,6 +79,7 @@ def ingest(
 
     merged = data.model_dump() | {k: v for k, v in overrides.items() if v is not None}
     data = parse_params({"data": merged}, "command line").data
+    ensure_writable(out, rejects, metrics)
     result = run_ingest(data, out, rejects, metrics)
     reasons = ", ".join(f"{k}={v}" for k, v in result.by_reason.items()) or "none"
     typer.echo(f"ingest: kept {result.kept}, rejected {result.rejected} ({reasons}) -> {out}")

@@ -8,6 +8,8 @@ from typing import Annotated
 
 import typer
 
+from schemas.outputs import ensure_writable
+
 DEFAULT_QUALITY = Path("metrics/quality.json")
 
 
@@ -49,6 +51,7 @@ def register(app: typer.Typer, model_app: typer.Typer) -> None:
             merged = params.model_dump() | {"export": params.export.model_dump() | overrides}
             params = parse_params(merged, "command line")
         quality_path = quality if quality is not None else (DEFAULT_QUALITY if DEFAULT_QUALITY.exists() else None)
+        ensure_writable(folders=(out.parent,))  # the export is built beside `out`, then swapped in
         result = export_dataset(in_dir, out, params, validation_path=validation, quality_path=quality_path)
         for c in result.configs:
             splits = ", ".join(f"{s} {n}" for s, n in c.counts.items())

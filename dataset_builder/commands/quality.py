@@ -7,6 +7,8 @@ from typing import Annotated
 
 import typer
 
+from schemas.outputs import ensure_writable
+
 
 def register(app: typer.Typer, model_app: typer.Typer) -> None:
     """Add this area's commands to the CLI."""
@@ -44,6 +46,7 @@ def register(app: typer.Typer, model_app: typer.Typer) -> None:
             raw["quality"]["filters"]["lang_id"]["enabled"] = lang_id
         if alignment is not None or lang_id is not None:
             params = parse_params(raw, "command line")
+        ensure_writable(rejects, metrics, folders=(out, plots))
         result = run_filter(source, translated, out, rejects, metrics, plots, params)
         for lang in sorted(result.counts_in):
             reasons = ", ".join(f"{r}={n}" for r, n in sorted(result.rejected_by_reason[lang].items())) or "none"

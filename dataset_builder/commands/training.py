@@ -11,6 +11,7 @@ from typing import Annotated
 import typer
 
 from schemas.errors import PolyinstructError
+from schemas.outputs import ensure_writable
 
 
 def register(app: typer.Typer, model_app: typer.Typer) -> None:
@@ -57,6 +58,7 @@ def register(app: typer.Typer, model_app: typer.Typer) -> None:
                    "temperature": temperature, "disjoint_ids": disjoint_ids}
             spec = parse_params({"mixtures": [{k: v for k, v in raw.items() if v is not None}]},
                                 "command line").mixtures[0]
+        ensure_writable(folders=(out,))
         result = build_mixture(export_dir, spec, out, seed=seed, tokenizer_dir=tokenizer)
         m = result.manifest
         counts = ", ".join(f"{lang}={n}" for lang, n in m["counts"].items())
@@ -81,6 +83,7 @@ def register(app: typer.Typer, model_app: typer.Typer) -> None:
         """Train a LoRA adapter on a mixture with TRL's SFTTrainer (loss on responses only)."""
         from trl_training.sft import train as run_train
 
+        ensure_writable(folders=(out, metrics))
         result = run_train(mix_dir, base_model, out, get_params(params_path), metrics_dir=metrics,
                            max_steps=max_steps, template=template, packing=packing, resume=resume)
         from accelerate import PartialState
@@ -105,6 +108,7 @@ def register(app: typer.Typer, model_app: typer.Typer) -> None:
         """Held-out loss/perplexity per language (base vs adapter) and language fidelity of generations."""
         from trl_training.evaluate import evaluate as run_evaluate
 
+        ensure_writable(out)
         result = run_evaluate(base_model, adapter, data, out, get_params(params_path), prompt_files=prompts or ())
         overall = result["overall"]
         smoke = f" [{result['note']}]" if result["smoke"] else ""

@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from schemas.errors import PolyinstructError
+from schemas.outputs import ensure_writable
 
 
 def register(app: typer.Typer, model_app: typer.Typer) -> None:
@@ -29,7 +30,7 @@ def register(app: typer.Typer, model_app: typer.Typer) -> None:
         compute_type: Annotated[str | None, typer.Option(help="auto|int8|int8_float16|float16|float32|...")] = None,
         beam_size: Annotated[int | None, typer.Option(help="1 = greedy")] = None,
         max_batch_tokens: Annotated[int | None, typer.Option(help="tokens per engine batch")] = None,
-        backend: Annotated[str | None, typer.Option(help="local | ray (Ray Data; pip install 'polyinstruct[ray]')")
+        backend: Annotated[str | None, typer.Option(help="local | ray (Ray Data; pip install 'polyinstruct\\[ray]')")
                            ] = None,
         address: Annotated[str | None, typer.Option(
             help="ray: cluster address (HOST:6379 or auto); default: a local Ray instance")] = None,
@@ -55,14 +56,12 @@ def register(app: typer.Typer, model_app: typer.Typer) -> None:
         merged = params.model_dump()
         merged["translate"] |= {k: v for k, v in overrides.items() if v is not None}
         params = parse_params(merged, "command line")
+        out = out or Path(f"data/translated/{target}.parquet")
+        metrics = metrics or Path(f"metrics/translate/{target}.json")
+        rejects = rejects or Path(f"data/rejects/translate/{target}.parquet")
+        ensure_writable(out, metrics, rejects, folders=(cache or Path(params.translate.cache),))
         model_dir = resolve_translation_model(model or params.models.translation, params)
-        result = translate_file(
-            source, target, model_dir,
-            out or Path(f"data/translated/{target}.parquet"),
-            metrics or Path(f"metrics/translate/{target}.json"),
-            rejects or Path(f"data/rejects/translate/{target}.parquet"),
-            params, cache=cache,
-        )
+        result = translate_file(source, target, model_dir, out, metrics, rejects, params, cache=cache)
         m = result.metrics
         smoke = " [SMOKE MODEL: output is gibberish]" if m["smoke"] else ""
         typer.echo(

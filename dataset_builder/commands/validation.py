@@ -9,6 +9,7 @@ from typing import Annotated, Any
 import typer
 
 from schemas.errors import PolyinstructError
+from schemas.outputs import ensure_writable
 
 
 def _observed_text(observed: Any, limit: int = 70) -> str:
@@ -76,6 +77,7 @@ def register(app: typer.Typer, model_app: typer.Typer) -> None:
         from quality.validation import failure_message, validate_dataset
 
         params = get_params(params_path)
+        ensure_writable(result, folders=(docs,))
         outcome = validate_dataset(in_dir, source, docs, params)
         write_json(outcome.summary, result)  # written before failing, so the failure can be read
         print_failures(outcome.summary, docs / "index.html")
