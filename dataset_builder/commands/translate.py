@@ -42,12 +42,15 @@ def register(app: typer.Typer, model_app: typer.Typer) -> None:
         """Translate every record into one language (NLLB-200 on CTranslate2), resumably."""
         from dataset_builder.models.nllb import resolve_translation_model
         from dataset_builder.translate import translate_file
-        from schemas.languages import resolve
+        from schemas.languages import resolution_note, resolve
         from schemas.params import parse_params
 
         if not lang:
             raise PolyinstructError("--lang is required, e.g. --lang fra_Latn")
         target = resolve(lang).flores
+        note = resolution_note(lang)
+        if note:
+            typer.echo(f"translate: note: {note}", err=True)
         params = get_params(params_path)
         overrides = {"device": device, "compute_type": compute_type, "beam_size": beam_size,
                      "max_batch_tokens": max_batch_tokens, "backend": backend, "ray_address": address,

@@ -94,7 +94,7 @@ def test_fidelity_judges_human_translations(shared_data: Path) -> None:
     assert share is not None and share < 0.05
 
 
-def test_bad_prompt_files(tmp_path: Path, shared_data: Path) -> None:
+def test_bad_prompt_files(tmp_path: Path) -> None:
     unnamed = tmp_path / "prompts.jsonl"
     unnamed.write_text('{"id": 1, "prompt": "Bonjour"}\n')
     with pytest.raises(PolyinstructError, match="name the file like test_fr.jsonl"):
