@@ -38,7 +38,7 @@ from typing import Any, Protocol
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from dataset_builder.artifacts import read_table, write_json, write_parquet
+from dataset_builder.artifacts import parquet_rows, read_table, write_json, write_parquet
 from dataset_builder.ledger import check_conservation, rejects_table, write_rejects
 from dataset_builder.segment import (
     Piece,
@@ -568,10 +568,11 @@ def translate_file(source: Path, lang: str, model_dir: Path, out: Path, metrics_
                      "model": fingerprint, "smoke": smoke, "truncated_fields": [], "protected_spans_ok": True,
                      "kept_verbatim": True})
 
-    check_conservation(STAGE, {target: n_in}, {target: len(rows)}, {target: len(rejects)})
     rows.sort(key=lambda r: r["id"])
     write_parquet(pa.Table.from_pylist(rows, schema=TRANSLATED_SCHEMA), out, TRANSLATED_SCHEMA)
     write_rejects(rejects_table(rejects), rejects_out)
+    # In: the rows of the source file; kept and rejected: the rows of the files written.
+    check_conservation(STAGE, {target: n_in}, {target: parquet_rows(out)}, {target: parquet_rows(rejects_out)})
 
     by_reason: dict[str, int] = {}
     for r in rejects:

@@ -41,3 +41,15 @@ def alpaca_source(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -
     out = work / "source.parquet"
     ingest(DataParams(source=str(shared_data / "alpaca_5000.json"), limit=400), out, work / "rejects.parquet")
     return out
+
+
+@pytest.fixture(scope="session")
+def embedded_source(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The 100 records embedded in the package as data/source.parquet, through the real ingest: for
+    tests that need a source file but not the shared real data."""
+    from dataset_builder.ingest import ingest
+
+    work = tmp_path_factory.mktemp("embedded-source")
+    out = work / "source.parquet"
+    ingest(DataParams(source="embedded"), out, work / "rejects.parquet")
+    return out

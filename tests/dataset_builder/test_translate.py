@@ -154,11 +154,11 @@ def test_20000_char_field_is_split_not_truncated(smoke_nllb: Path, tmp_path: Pat
     assert max(pq.read_table(shards).column("source_tokens").to_pylist()) <= params.translate.max_input_tokens
 
 
-def test_bad_language_codes(smoke_nllb: Path, tmp_path: Path, alpaca_source: Path) -> None:
+def test_bad_language_codes(smoke_nllb: Path, tmp_path: Path, embedded_source: Path) -> None:
     with pytest.raises(PolyinstructError, match="unknown language code 'fra_Lat': did you mean fra_Latn"):
-        run(alpaca_source, smoke_nllb, tmp_path, lang="fra_Lat")
+        run(embedded_source, smoke_nllb, tmp_path, lang="fra_Lat")
     with pytest.raises(PolyinstructError, match="source language"):
-        run(alpaca_source, smoke_nllb, tmp_path, lang="en")
+        run(embedded_source, smoke_nllb, tmp_path, lang="en")
 
 
 def _cli(*args: str) -> list[str]:

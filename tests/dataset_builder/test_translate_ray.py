@@ -134,17 +134,17 @@ def test_ray_gives_the_local_dataset_survives_a_killed_worker_and_resumes(
     assert len(set(ray_entries.column("unit").to_pylist())) == ray_entries.num_rows
 
 
-def test_missing_ray_is_one_line(smoke_nllb: Path, alpaca_source: Path, tmp_path: Path,
+def test_missing_ray_is_one_line(smoke_nllb: Path, embedded_source: Path, tmp_path: Path,
                                  monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
     monkeypatch.setitem(sys.modules, "ray", None)  # `import ray` now raises ImportError
     with pytest.raises(PolyinstructError) as err:
-        translate(alpaca_source, smoke_nllb, tmp_path, parse_params({"translate": RAY_SETTINGS}), tmp_path / "m")
+        translate(embedded_source, smoke_nllb, tmp_path, parse_params({"translate": RAY_SETTINGS}), tmp_path / "m")
     assert str(err.value) == RAY_MISSING == ("translate.backend=ray needs the ray extra: pip install"
                                              " 'polyinstruct[ray]'")
     with pytest.raises(PolyinstructError, match="needs the ray extra"):
         import_ray()
     assert not (tmp_path / "out.parquet").exists()
-    assert run_cli(monkeypatch, "translate", "--in", str(alpaca_source), "--lang", "fr", "--model", str(smoke_nllb),
+    assert run_cli(monkeypatch, "translate", "--in", str(embedded_source), "--lang", "fr", "--model", str(smoke_nllb),
                    "--out", str(tmp_path / "cli.parquet"), "--backend", "ray") == 2
     assert capsys.readouterr().err.strip() == f"error: {RAY_MISSING}"
 

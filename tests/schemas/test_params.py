@@ -12,7 +12,8 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 
 def test_repo_params_yaml_is_valid_and_is_the_demo() -> None:
     params = load_params(REPO_ROOT / "params.yaml")
-    assert params.data.source == "embedded"
+    assert params.data.source == "dataset_builder/data/sample_alpaca.json"  # the embedded sample, as a DVC dep
+    assert params.data.source_name == "sample"  # so ids are those of `embedded`: sample-0, sample-1, ...
     assert params.models.translation == "smoke" and params.models.base_lm == "smoke"
     assert params.all_languages[0] == "eng_Latn" and len(params.languages.targets) == 3
     assert params.mixtures, "the demo trains at least one mixture"
