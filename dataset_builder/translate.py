@@ -28,6 +28,7 @@ import math
 import multiprocessing
 import os
 import time
+from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
@@ -39,7 +40,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from dataset_builder.artifacts import parquet_rows, read_table, write_json, write_parquet
-from dataset_builder.ledger import check_conservation, rejects_table, write_rejects
+from dataset_builder.ledger import check_conservation, refuse_empty_output, rejects_table, write_rejects
 from dataset_builder.segment import (
     Piece,
     Segmented,
@@ -569,8 +570,9 @@ def translate_file(source: Path, lang: str, model_dir: Path, out: Path, metrics_
                      "kept_verbatim": True})
 
     rows.sort(key=lambda r: r["id"])
-    write_parquet(pa.Table.from_pylist(rows, schema=TRANSLATED_SCHEMA), out, TRANSLATED_SCHEMA)
     write_rejects(rejects_table(rejects), rejects_out)
+    refuse_empty_output(STAGE, n_in, len(rows), Counter(r["reason"] for r in rejects), rejects_out)
+    write_parquet(pa.Table.from_pylist(rows, schema=TRANSLATED_SCHEMA), out, TRANSLATED_SCHEMA)
     # In: the rows of the source file; kept and rejected: the rows of the files written.
     check_conservation(STAGE, {target: n_in}, {target: parquet_rows(out)}, {target: parquet_rows(rejects_out)})
 
