@@ -8,6 +8,7 @@ section by appending to `SECTIONS` (e.g. a richer mixture comparison).
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,9 +40,8 @@ def read_json(path: Path) -> dict[str, Any] | None:
 
 
 def link(run: RunOutputs, target: Path, text: str) -> str:
-    rel = Path(target).resolve().relative_to(run.out.resolve()) if Path(target).resolve().is_relative_to(
-        run.out.resolve()) else Path("..") / target
-    return f'<a href="{esc(rel.as_posix())}">{esc(text)}</a>'
+    rel = Path(os.path.relpath(Path(target).resolve(), run.out.resolve())).as_posix()
+    return f'<a href="{esc(rel)}">{esc(text)}</a>'
 
 
 def verdict_section(run: RunOutputs) -> str | None:

@@ -18,7 +18,7 @@ from quality.report_rejects import collect_rejects, render_rejects_page
 from quality.vendored_assets import ASSETS_DIR, packages, verify
 from schemas.errors import PolyinstructError
 from schemas.records import REJECT_SCHEMA, SOURCE_SCHEMA, TRANSLATED_SCHEMA
-from tests.conftest import REPO_ROOT
+from tests.conftest import REPO_ROOT, run_cli
 from tests.quality.chromium import Browser, find_chromium
 from tests.quality.run_slice import TARGETS, build_run
 
@@ -158,3 +158,12 @@ def test_report_index_rejects_and_plots_render_offline(run: Path, browser: Brows
                              _rows("#rejects-summary tbody tr") + f" === {groups}",
                              _rows(".pi-examples tbody tr") + f" === {groups * 5}"]), "rejects")
     _check_page(browser, reports / "plots" / "index.html", _rows("svg.marks, canvas.marks") + " >= 2", "dvc_plots")
+
+
+def test_report_outside_a_dvc_repo_with_nothing_run_yet(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert run_cli(monkeypatch, "report", "--out", "out") == 0
+    index = (tmp_path / "out" / "index.html").read_text()
+    assert "No validation result" in index and "No rows were rejected" in index
+    assert "DVC plots" not in index and remote_assets(index) == []
+    assert (tmp_path / "out" / "assets" / "manifest.json").exists()
