@@ -23,12 +23,22 @@ def find_chromium() -> str | None:
     return next((p for name in CANDIDATES if (p := shutil.which(name))), None)
 
 
+def no_network_prefix() -> list[str]:
+    """`unshare -n` (a network namespace with no interface) where this machine allows it; the proxy flags
+    below block the network either way."""
+    unshare = shutil.which("unshare")
+    if unshare and subprocess.run([unshare, "-n", "true"], capture_output=True).returncode == 0:
+        return [unshare, "-n"]
+    return []
+
+
 class Browser:
     def __init__(self, binary: str, width: int = 1280, height: int = 1000) -> None:
         self._profile = tempfile.mkdtemp(prefix="pi-chromium-")
         to_child_r, self._to_child = os.pipe()
         self._from_child, from_child_w = os.pipe()
-        args = [binary, "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+        self.isolated = bool(prefix := no_network_prefix())
+        args = [*prefix, binary, "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
                 "--no-first-run", "--no-default-browser-check", "--disable-extensions", "--mute-audio",
                 "--proxy-server=127.0.0.1:9", "--proxy-bypass-list=<-loopback>",  # network: nowhere
                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
