@@ -34,6 +34,7 @@ class RejectGroup:
 class RejectsSummary:
     groups: list[RejectGroup]  # sorted by lang, stage, reason
     files: list[Path]
+    examples: int = 5  # asked for per group
 
     @property
     def total(self) -> int:
@@ -62,7 +63,7 @@ def collect_rejects(rejects: Path, translated: Path | None, source: Path | None,
     their English source and their translation."""
     files = _parquet_files(rejects)
     if not files:
-        return RejectsSummary([], [])
+        return RejectsSummary([], [], examples)
     con = duckdb.connect()
     try:
         con.execute("SET enable_progress_bar = false")
@@ -97,7 +98,7 @@ def collect_rejects(rejects: Path, translated: Path | None, source: Path | None,
     finally:
         con.close()
     groups = [RejectGroup(lang, stage, reason, n, picked[(lang, stage, reason)]) for lang, stage, reason, n in counts]
-    return RejectsSummary(groups, files)
+    return RejectsSummary(groups, files, examples)
 
 
 def _clip(text: str | None) -> str:
@@ -138,9 +139,8 @@ def render_rejects_page(summary: RejectsSummary, assets: str, source_lang: str =
         body = ("<p>No rejects: every record read was kept. Tables read: "
                 + (", ".join(f"<code>{esc(p)}</code>" for p in summary.files) or "none found") + ".</p>")
         return page("Rejected records", body, assets)
-    shown = max(len(g.examples) for g in summary.groups)
     parts = [f"<p>{summary.total:,} rows left the pipeline, each with its reason. Below, per language and reason:"
-             f" the count and up to {shown} examples next to their English source (chosen by md5 of the id)."
+             f" the count and up to {summary.examples} examples next to their English source (chosen by md5 of the id)."
              " Tables read: " + ", ".join(f"<code>{esc(p)}</code>" for p in summary.files) + ".</p>"]
     by_lang_reason = [{"reason": g.reason, "lang": g.lang, "rows": g.count} for g in summary.groups]
     parts.append(chart("rejects-by-reason", bar_chart(by_lang_reason, x="rows", y="reason", color="lang",
