@@ -11,7 +11,7 @@ export HF_HUB_DISABLE_TELEMETRY := 1
 export DO_NOT_TRACK := 1
 BENCHES := translate quality validation training ray
 
-.PHONY: venv demo test bench lint constraints clean $(addprefix bench-,$(BENCHES))
+.PHONY: venv demo test bench lint constraints clean chromium report-assets $(addprefix bench-,$(BENCHES))
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -24,9 +24,23 @@ venv: $(STAMP)
 demo: venv
 	dvc repro
 	@echo "demo done: dataset in data/export, adapters in models/adapters, metrics in metrics/, Data Docs in reports/data_docs/index.html"
+	@echo "report (opens offline): $(CURDIR)/reports/index.html"
 
-test: venv
+test: venv chromium
 	pytest -q
+
+# The browser tests open the reports in Debian's chromium package (never a browser download); without it
+# they skip, saying why.
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo -n)
+chromium:
+	@command -v chromium >/dev/null || { $(SUDO) apt-get update -qq >/dev/null 2>&1; \
+	  $(SUDO) apt-get install -y -qq chromium >/dev/null 2>&1; } \
+	  || echo "chromium could not be installed (apt-get install -y chromium): the browser tests will skip"
+
+# Refresh the vendored browser assets of the HTML reports from the npm registry after changing a version in
+# quality/report_assets/manifest.json.
+report-assets: venv
+	$(BIN)/python -m quality.vendored_assets
 
 bench: venv
 	$(BIN)/python -m benchmarks.run $(BENCHES)

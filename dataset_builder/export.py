@@ -506,6 +506,9 @@ def _filters_section(params: Params, result: ExportResult, quality: dict[str, An
         rows.append([c.config, stats.get("in", "-"), stats.get("kept", "-"), stats.get("rejected", "-"),
                      ", ".join(f"{r}: {n}" for r, n in sorted(reasons.items())) or "-"])
     parts.append(_table(["config", "in", "kept", "rejected", "rejected by reason"], rows))
+    parts.append("Every reject, with its reason, is in the pipeline's `data/rejects/` tables; `reports/rejects.html`"
+                 " (written by `polyinstruct report`) shows these counts per language and reason with examples"
+                 " next to their English source.")
     skipped = quality.get("skipped_checks") or {}
     if skipped:
         parts.append("Skipped checks: " + "; ".join(f"`{k}`: {v}" for k, v in sorted(skipped.items())) + ".")

@@ -53,6 +53,7 @@ import pyarrow.parquet as pq
 from dataset_builder.artifacts import parquet_files, read_table
 from dataset_builder.models import SMOKE_MODEL_PREFIX
 from quality.filters import BAD_CHARS_RE
+from quality.offline_html import localize_site
 from schemas.errors import PolyinstructError
 from schemas.params import Params
 from schemas.records import SOURCE_SCHEMA, TEXT_FIELDS, TRANSLATED_SCHEMA, check_column_types
@@ -454,6 +455,8 @@ def validate_dataset(in_dir: Path | str, source_path: Path | str, docs_dir: Path
                                  run_id=RunIdentifier(run_name="polyinstruct-validate"))
         results.extend(outcome.run_results.values())
         clock.lap(f"checkpoint_{asset_name}")
+    localize_site(docs_dir)  # GE's pages load CDN assets; point them at vendored copies (offline)
+    clock.lap("docs_offline")
     frames = {SOURCE_SUITE: source_frame, ROWS_SUITE: rows_frame}
     summary = summarize(results, params, row_count, docs_shown / "index.html", frames)
     return ValidationOutcome(success=summary["success"], summary=summary,

@@ -216,6 +216,11 @@ class EvaluateParams(_Section):
     batch_size: int = Field(default=8, ge=1)
 
 
+class ReportParams(_Section):
+    examples: int = Field(default=5, ge=0)  # rejected rows shown per language and reason in rejects.html
+    dvc_plots: bool = True  # render `dvc plots show` with the local template into reports/plots
+
+
 class Params(_Section):
     data: DataParams = DataParams()
     languages: LanguagesParams = LanguagesParams()
@@ -227,6 +232,7 @@ class Params(_Section):
     mixtures: list[MixtureParams] = Field(default_factory=list)
     training: TrainingParams = TrainingParams()
     evaluate: EvaluateParams = EvaluateParams()
+    report: ReportParams = ReportParams()
 
     @property
     def all_languages(self) -> list[str]:

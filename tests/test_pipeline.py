@@ -60,6 +60,10 @@ def test_repro_runs_every_stage(repro: tuple[Path, subprocess.CompletedProcess[s
         assert metrics["first_loss"] > 0 and (work / f"models/adapters/{name}/adapter_config.json").exists()
         assert (work / f"metrics/eval/{name}.json").exists()
     assert (work / "reports/data_docs/index.html").exists()
+    index = (work / "reports/index.html").read_text()  # the report stage ran last, with every section
+    for section in ("Validation passed", "Retention per language", "Rejects per reason", "Comparison across mixtures",
+                    'href="data_docs/index.html"', 'href="rejects.html"', 'href="plots/index.html"'):
+        assert section in index, section
 
 
 def test_second_repro_does_nothing(repro: tuple[Path, subprocess.CompletedProcess[str]]) -> None:
