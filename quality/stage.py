@@ -31,6 +31,7 @@ from schemas.errors import PolyinstructError
 from schemas.languages import UnknownLanguageError, resolve
 from schemas.params import Params
 from schemas.records import PARALLEL_REQUIRED_COLUMNS, REJECT_SCHEMA, TEXT_FIELDS, TRANSLATED_SCHEMA
+from schemas.timings import write_timing
 
 STAGE = "filter"
 # Extra columns of our translate stage, with their Arrow types; absent ones are NULL and get defaults.
@@ -437,6 +438,10 @@ FROM rows r JOIN decision d USING (rid) WHERE d.reason IS NULL AND r.lang = $1 O
         if plots is not None:
             _plots(con, metrics, Path(plots))
         lap("write")
+    if metrics_path is not None:
+        write_timing({"seconds": seconds, "langid_rows": lid_run.rows, "langid_texts": lid_run.texts,
+                      "langid_seconds": round(lid_run.seconds, 3), "lingua_seconds": round(lid_run.judge_seconds, 3)},
+                     metrics_path)
     return FilterResult(counts_in=counts_in, kept=kept, rejected_by_reason=by_reason, skipped_checks=skipped,
                         seconds=seconds, langid_rows=lid_run.rows, langid_texts=lid_run.texts,
                         langid_seconds=round(lid_run.seconds, 3), lingua_seconds=round(lid_run.judge_seconds, 3))

@@ -9,6 +9,7 @@ from typing import Annotated, Any
 import typer
 
 from schemas.errors import PolyinstructError
+from schemas.timings import write_timing
 
 
 def _observed_text(observed: Any, limit: int = 70) -> str:
@@ -78,6 +79,7 @@ def register(app: typer.Typer, model_app: typer.Typer) -> None:
         params = get_params(params_path)
         outcome = validate_dataset(in_dir, source, docs, params)
         write_json(outcome.summary, result)  # written before failing, so the failure can be read
+        write_timing({"seconds": outcome.timings}, result)
         print_failures(outcome.summary, docs / "index.html")
         if not outcome.success:
             raise PolyinstructError(failure_message(outcome.summary, docs / "index.html"))
