@@ -29,7 +29,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import yaml
 
-from dataset_builder.artifacts import parquet_files, read_table, umask_mode, write_parquet
+from dataset_builder.artifacts import parquet_files, read_table, umask_mode, write_json, write_parquet
+from dataset_builder.lineage import LINEAGE_NAME, collect_lineage, lineage_markdown
 from dataset_builder.models import SMOKE_MODEL_PREFIX
 from schemas.errors import PolyinstructError
 from schemas.languages import Language, resolve
@@ -396,8 +397,12 @@ def export_dataset(in_dir: Path, out: Path, params: Params, validation_path: Pat
                                     " rejects in data/rejects/)")
         result = _describe(out, configs, params)
         result.empty_languages = empty
-        card = build_card(result, params, validation=validation, quality=quality)
+        inputs = [p for p in (in_dir, validation_path, quality_path) if p is not None]
+        lineage = collect_lineage(Path.cwd(), inputs, data_params(params),
+                                  [m for c in configs for m in c.models if m != "source"])
+        card = build_card(result, params, validation=validation, quality=quality, lineage=lineage)
         (built / CARD_NAME).write_text(card, encoding="utf-8")
+        write_json(lineage, built / LINEAGE_NAME)
         built.chmod(umask_mode(0o777))  # mkdtemp made it private; the export is an ordinary folder
         _swap_in(built, out)
     finally:
@@ -515,8 +520,13 @@ def _filters_section(params: Params, result: ExportResult, quality: dict[str, An
     return "\n\n".join(parts)
 
 
+def data_params(params: Params) -> dict[str, Any]:
+    """The params.yaml sections that shape the exported data, defaults filled in."""
+    return params.model_dump(mode="json", include=set(PIPELINE_SECTIONS))
+
+
 def card_body(result: ExportResult, params: Params, validation: dict[str, Any] | None,
-              quality: dict[str, Any] | None) -> str:
+              quality: dict[str, Any] | None, lineage: dict[str, Any] | None = None) -> str:
     exp = params.export
     splits = list(active_splits(exp))
     lines: list[str] = []
@@ -572,20 +582,21 @@ def card_body(result: ExportResult, params: Params, validation: dict[str, Any] |
     lines += ["## License", "", f"`{license_text}`: the most restrictive combination of the licenses of the"
               " data sources and of the translation model weights (a mix takes the union of their terms).",
               "", _table(["kind", "name", "license", "note"], component_rows), ""]
-    data_params = params.model_dump(mode="json", include=set(PIPELINE_SECTIONS))
+    if lineage is not None:
+        lines += [lineage_markdown(lineage)]
     lines += ["## Pipeline parameters", "", "The params.yaml sections of the stages that made this data"
               " (defaults filled in):", "", "```yaml",
-              yaml.safe_dump(data_params, sort_keys=False, allow_unicode=True).rstrip(), "```", ""]
+              yaml.safe_dump(data_params(params), sort_keys=False, allow_unicode=True).rstrip(), "```", ""]
     return "\n".join(lines)
 
 
 def build_card(result: ExportResult, params: Params, validation: dict[str, Any] | None = None,
-               quality: dict[str, Any] | None = None) -> str:
+               quality: dict[str, Any] | None = None, lineage: dict[str, Any] | None = None) -> str:
     """README.md text: YAML made with huggingface_hub's DatasetCardData, then the body."""
     from huggingface_hub import DatasetCard, DatasetCardData
 
     data = DatasetCardData(**card_metadata(result, params))
-    body = card_body(result, params, validation, quality)
+    body = card_body(result, params, validation, quality, lineage)
     return str(DatasetCard(f"---\n{data.to_yaml()}\n---\n\n{body}"))
 
 

@@ -9,6 +9,7 @@ scrubbed line. Updating an existing repo keeps the Hub card's metadata keys that
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -20,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from dataset_builder.export import CARD_NAME, OWNED_CARD_KEYS, REPO_ID_PLACEHOLDER, verify_export
+from dataset_builder.lineage import LINEAGE_NAME
 from schemas.errors import PolyinstructError
 
 REPO_TYPE = "dataset"
@@ -39,6 +41,7 @@ class PushPlan:
     files: list[tuple[str, int]]  # path relative to the export folder, bytes
     card: str  # the local card with the repo id filled in (before merging with the Hub's card)
     verified: dict[str, Any]  # verify_export's result
+    lineage: dict[str, Any] | None = None  # the export's lineage.json (None for an export made before it existed)
 
     @property
     def total_bytes(self) -> int:
@@ -48,6 +51,40 @@ class PushPlan:
     def configs(self) -> list[str]:
         return list(self.verified["configs"])
 
+    @property
+    def commit(self) -> str | None:
+        """The git commit that made the export (from lineage.json), or None."""
+        return ((self.lineage or {}).get("git") or {}).get("commit")
+
+    @property
+    def dirty(self) -> bool:
+        return bool(((self.lineage or {}).get("git") or {}).get("dirty"))
+
+    def commit_message(self) -> str:
+        """The Hub commit message: the git commit that made the data first, then what is uploaded."""
+        what = f"{len(self.configs)} configs, {self.verified['rows']} rows"
+        if self.commit is None:
+            return f"polyinstruct export: {what}"
+        return f"polyinstruct export of git {self.commit}{' (dirty)' if self.dirty else ''}: {what}"
+
+    def commit_description(self) -> str | None:
+        if not self.lineage:
+            return None
+        lock = self.lineage.get("dvc_lock") or {}
+        return "\n".join([f"git commit: {self.commit or 'unknown'}{' (dirty)' if self.dirty else ''}",
+                          f"dvc.lock upstream sha256: {lock.get('upstream_sha256', 'none')}",
+                          f"params sha256: {self.lineage.get('params_sha256')}",
+                          f"polyinstruct: {self.lineage.get('polyinstruct_version')}",
+                          f"full record: {LINEAGE_NAME}"])
+
+    def tag_name(self) -> str:
+        """The Hub tag of a `--tag` push: polyinstruct-<12 hex of the commit>[-dirty]."""
+        if self.commit is None:
+            raise PolyinstructError(f"{self.export_dir / LINEAGE_NAME}: no git commit recorded, so --tag has"
+                                    " nothing to name; rerun `polyinstruct export` (dvc repro) in a git checkout,"
+                                    " or push without --tag")
+        return f"polyinstruct-{self.commit[:12]}{'-dirty' if self.dirty else ''}"
+
 
 @dataclass
 class PushResult:
@@ -56,6 +93,7 @@ class PushResult:
     token_source: str | None  # where the token was found (never the token itself)
     method: str | None = None  # upload_folder | upload_large_folder
     url: str | None = None
+    tag: str | None = None  # the Hub tag made (or, on a dry run, that would be made)
     calls: list[str] = field(default_factory=list)  # what was (or, on a dry run, would be) done
 
 
@@ -125,7 +163,17 @@ def plan_push(export_dir: Path | str, repo_id: str) -> PushPlan:
         raise PolyinstructError(f"{export_dir}: not a folder; build it with `polyinstruct export` first")
     verified = verify_export(export_dir)
     card = (export_dir / CARD_NAME).read_text(encoding="utf-8").replace(REPO_ID_PLACEHOLDER, repo_id)
-    return PushPlan(export_dir, repo_id, _export_files(export_dir), card, verified)
+    return PushPlan(export_dir, repo_id, _export_files(export_dir), card, verified, _read_lineage(export_dir))
+
+
+def _read_lineage(export_dir: Path) -> dict[str, Any] | None:
+    path = export_dir / LINEAGE_NAME
+    if not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as err:
+        raise PolyinstructError(f"{path}: not valid JSON ({err}); rerun `polyinstruct export`") from None
 
 
 def merge_card(remote_text: str | None, ours_text: str) -> str:
@@ -187,18 +235,23 @@ def _remote_card(api: Any, repo_id: str, revision: str | None) -> str | None:
 
 
 def push_export(export_dir: Path | str, repo_id: str, *, private: bool = False, revision: str | None = None,
-                create_pr: bool = False, dry_run: bool = False) -> PushResult:
+                create_pr: bool = False, dry_run: bool = False, tag: bool = False) -> PushResult:
     """Upload an export folder as a Hub dataset repo (create_repo, then upload_folder).
 
-    `dry_run` returns the plan (files, sizes, card) without constructing any Hub call."""
+    `dry_run` returns the plan (files, sizes, card) without constructing any Hub call. `tag` tags the uploaded
+    Hub revision with the git commit that made the export (see PushPlan.tag_name)."""
     from huggingface_hub import HfApi  # the class only: nothing is constructed or called on a dry run
 
     if create_pr and revision not in (None, "main"):
         raise PolyinstructError("--create-pr opens a pull request against the default branch; drop --revision"
                                 " (or push to the branch with --revision and no --create-pr)")
+    if create_pr and tag:
+        raise PolyinstructError("--tag tags a pushed revision, and a pull request is not one yet; drop --tag"
+                                " (tag after merging) or drop --create-pr")
     check_repo_id(repo_id)
     token = None if dry_run else resolve_token()  # a dry run never reads the token
     plan = plan_push(export_dir, repo_id)
+    tag_name = plan.tag_name() if tag else None  # no commit recorded: fails here, before any network call
     branch = revision if revision not in (None, "main") and not create_pr and not str(revision).startswith(
         "refs/") else None
     # huggingface_hub < 1.0 needs upload_large_folder for big folders; it cannot open a PR or delete files.
@@ -212,19 +265,25 @@ def push_export(export_dir: Path | str, repo_id: str, *, private: bool = False, 
     calls.append(f"upload_folder({repo_id!r}, revision={revision!r}, create_pr={create_pr},"
                  f" delete_patterns={delete_patterns})" if method == "upload_folder" else
                  f"upload_large_folder({repo_id!r}, revision={revision!r}, private={private})")
+    if tag_name:
+        calls.append(f"create_tag({repo_id!r}, tag={tag_name!r}, revision=<the uploaded commit>)")
     if token is None:
-        return PushResult(plan, dry_run=True, token_source=token_source(), method=method, calls=calls)
+        return PushResult(plan, dry_run=True, token_source=token_source(), method=method, tag=tag_name,
+                          calls=calls)
 
     failure: str | None = None
-    result = PushResult(plan, dry_run=False, token_source=token_source(), method=method, calls=calls)
+    result = PushResult(plan, dry_run=False, token_source=token_source(), method=method, tag=tag_name, calls=calls)
     try:
         api = HfApi(token=token)
         api.create_repo(repo_id, repo_type=REPO_TYPE, private=private, exist_ok=True)
         if branch:
             api.create_branch(repo_id, branch=branch, repo_type=REPO_TYPE, exist_ok=True)
         card = merge_card(_remote_card(api, repo_id, None if create_pr else revision), plan.card)
-        result.url = _upload(api, plan, card, method, private=private, revision=revision, create_pr=create_pr,
-                             delete_patterns=delete_patterns)
+        result.url, hub_commit = _upload(api, plan, card, method, private=private, revision=revision,
+                                         create_pr=create_pr, delete_patterns=delete_patterns)
+        if tag_name:
+            api.create_tag(repo_id, tag=tag_name, tag_message=plan.commit_message(), revision=hub_commit,
+                           repo_type=REPO_TYPE)
     except Exception as err:  # noqa: BLE001 - any Hub failure becomes one scrubbed line
         text = str(err).strip().splitlines()[0] if str(err).strip() else ""
         failure = scrub(f"push to {repo_id} failed: {type(err).__name__}: {text}; fix the cause and rerun"
@@ -237,16 +296,17 @@ def push_export(export_dir: Path | str, repo_id: str, *, private: bool = False, 
 
 
 def _upload(api: Any, plan: PushPlan, card: str, method: str, *, private: bool, revision: str | None,
-            create_pr: bool, delete_patterns: list[str]) -> str:
-    """Upload a staged copy of the export carrying the merged card; returns the commit or PR URL."""
+            create_pr: bool, delete_patterns: list[str]) -> tuple[str, str | None]:
+    """Upload a staged copy of the export carrying the merged card; returns the commit or PR URL and the
+    Hub revision that holds the upload (its commit id where known, else the branch)."""
     repo_url = f"https://huggingface.co/datasets/{plan.repo_id}"
     with _staged(plan, card) as folder:
         if method == "upload_large_folder":
             api.upload_large_folder(repo_id=plan.repo_id, folder_path=folder, repo_type=REPO_TYPE,
                                     revision=revision, private=private)
-            return repo_url
-        message = f"polyinstruct export: {len(plan.configs)} configs, {plan.verified['rows']} rows"
+            return repo_url, revision
         info = api.upload_folder(repo_id=plan.repo_id, folder_path=folder, repo_type=REPO_TYPE, revision=revision,
-                                 create_pr=create_pr, commit_message=message, delete_patterns=delete_patterns)
+                                 create_pr=create_pr, commit_message=plan.commit_message(),
+                                 commit_description=plan.commit_description(), delete_patterns=delete_patterns)
     url = getattr(info, "pr_url", None) or getattr(info, "commit_url", None)
-    return str(url) if url else repo_url
+    return (str(url) if url else repo_url), getattr(info, "oid", None) or revision

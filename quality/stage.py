@@ -48,6 +48,7 @@ from schemas.records import (
     TRANSLATED_SCHEMA,
     check_column_types,
 )
+from schemas.timings import write_timing
 
 STAGE = "filter"
 # Extra columns of our translate stage, with their Arrow types; absent ones are NULL and get defaults.
@@ -463,6 +464,10 @@ FROM rows r JOIN decision d USING (rid) WHERE d.reason IS NULL AND r.lang = $1 O
         if plots is not None:
             _plots(con, metrics, Path(plots))
         lap("write")
+    if metrics_path is not None:
+        write_timing({"seconds": seconds, "langid_rows": lid_run.rows, "langid_texts": lid_run.texts,
+                      "langid_seconds": round(lid_run.seconds, 3), "lingua_seconds": round(lid_run.judge_seconds, 3)},
+                     metrics_path)
     return FilterResult(counts_in=counts_in, kept=kept, rejected_by_reason=by_reason, skipped_checks=skipped,
                         seconds=seconds, langid_rows=lid_run.rows, langid_texts=lid_run.texts,
                         langid_seconds=round(lid_run.seconds, 3), lingua_seconds=round(lid_run.judge_seconds, 3))

@@ -5,11 +5,14 @@ CI runs the suite a second time with POLYINSTRUCT_SHARED_DATA=/nonexistent, as a
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from pathlib import Path
 
 import pytest
+
+from schemas.timings import timing_path
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA_ENV = "POLYINSTRUCT_SHARED_DATA"
@@ -33,3 +36,12 @@ def run_cli(monkeypatch: pytest.MonkeyPatch, *args: str) -> int:
     except SystemExit as exit_:
         return int(exit_.code or 0)
     return 0
+
+
+def metrics_with_timing(metrics_path: Path) -> dict:
+    """A stage's metrics JSON and its timing file (schemas/timings.py) as one dict, without the machine block."""
+    timing = json.loads(timing_path(metrics_path).read_text())
+    timing.pop("machine")
+    metrics = json.loads(metrics_path.read_text())
+    assert not set(metrics) & set(timing), "a key in both the metrics and the timing file"
+    return metrics | timing

@@ -29,9 +29,12 @@ from dataset_builder.export import EXPORT_COLUMNS
 from dataset_builder.models.lm import is_smoke, read_manifest, resolve_base_lm
 from schemas.errors import PolyinstructError
 from schemas.params import Params
+from schemas.timings import split_timing, write_timing
 from trl_training.templates import check_template, to_prompt_completion
 
 CHECKPOINTS = "checkpoints"
+# How fast and where, not what was learnt: these go to train_metrics.timing.json (schemas/timings.py).
+RUN_KEYS: tuple[str, ...] = ("tokens_per_s", "train_runtime_s", "device")
 # SFTConfig fields this command sets from its own params/flags; setting them under training.sft too
 # would make two places for one knob.
 OWNED_FIELDS: dict[str, str] = {
@@ -359,6 +362,8 @@ def train(mix_dir: Path, base_model: str | Path, out: Path, params: Params, *, m
     }, out / "training_config.json")
     write_json({"kind": "lora_adapter", "smoke": metrics["smoke"], "template": setup.template,
                 "base_model": setup.base_spec, "mixture": metrics["mixture"]}, out / "manifest.json")
-    write_json(metrics, metrics_dir / "train_metrics.json")
+    data_metrics, timing = split_timing(metrics, RUN_KEYS)
+    write_json(data_metrics, metrics_dir / "train_metrics.json")
+    write_timing(timing, metrics_dir / "train_metrics.json")
     write_csv_rows(curve, ["step", "loss"], metrics_dir / "loss.csv")
     return metrics

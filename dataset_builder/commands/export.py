@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 
+from schemas.errors import PolyinstructError
 from schemas.outputs import ensure_writable
 
 DEFAULT_QUALITY = Path("metrics/quality.json")
@@ -75,6 +76,8 @@ def register(app: typer.Typer, model_app: typer.Typer) -> None:
         create_pr: Annotated[bool, typer.Option("--create-pr", help="open a pull request instead")] = False,
         dry_run: Annotated[bool, typer.Option(
             "--dry-run", help="list files and sizes and print the card; no network access")] = False,
+        tag: Annotated[bool, typer.Option(
+            "--tag", help="tag the uploaded Hub revision polyinstruct-<git commit> (from lineage.json)")] = False,
         params_path: ParamsOption = None,
     ) -> None:
         """Upload an export folder to the Hugging Face Hub (token: HF_TOKEN or `hf auth login`)."""
@@ -82,7 +85,7 @@ def register(app: typer.Typer, model_app: typer.Typer) -> None:
 
         get_params(params_path)  # a broken params.yaml fails here, as for every command
         result = push_export(export_dir, repo_id, private=private, revision=revision, create_pr=create_pr,
-                             dry_run=dry_run)
+                             dry_run=dry_run, tag=tag)
         plan = result.plan
         verified = plan.verified
         typer.echo(f"push: {export_dir} passed the round trip: {len(verified['configs'])} configs,"
@@ -102,3 +105,31 @@ def register(app: typer.Typer, model_app: typer.Typer) -> None:
             return
         typer.echo(f"push: uploaded {len(plan.files)} files ({_human(plan.total_bytes)}) with {result.method}"
                    f" -> {result.url}")
+        typer.echo(f"push: commit message: {plan.commit_message()}")
+        if result.tag:
+            typer.echo(f"push: tagged the Hub revision {result.tag}")
+
+    @app.command("lineage")
+    def lineage(
+        export_dir: Annotated[Path, typer.Argument(help="export folder written by `polyinstruct export`")] = Path(
+            "data/export"),
+    ) -> None:
+        """Show what made an export (lineage.json) and check it against this checkout's dvc.lock."""
+        from dataset_builder.lineage import check_lineage
+
+        matches, recorded, now = check_lineage(export_dir, Path.cwd())
+        git = recorded["git"]
+        state = "unknown" if git["commit"] is None else ("dirty" if git["dirty"] else "clean")
+        typer.echo(f"lineage: git commit {git['commit'] or '-'} ({state}); polyinstruct"
+                   f" {recorded.get('polyinstruct_version') or '-'}; params sha256 {recorded['params_sha256']}")
+        lock = recorded["dvc_lock"]
+        if lock is None:
+            typer.echo("lineage: the export ran outside a DVC pipeline; no dvc.lock entries were recorded")
+            return
+        typer.echo(f"lineage: dvc.lock upstream sha256 {lock['upstream_sha256']}"
+                   f" ({', '.join(lock['upstream_stages'])})")
+        if not matches:
+            raise PolyinstructError(f"dvc.lock here hashes those stages to {now['upstream_sha256'] if now else '-'}:"
+                                    f" not the run that made {export_dir}; check out the git commit whose dvc.lock"
+                                    " matches (git log -- dvc.lock) and run `dvc pull`")
+        typer.echo("lineage: dvc.lock here holds exactly those entries: `dvc pull` restores the run's data")

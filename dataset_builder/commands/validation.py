@@ -10,6 +10,7 @@ import typer
 
 from schemas.errors import PolyinstructError
 from schemas.outputs import ensure_writable
+from schemas.timings import write_timing
 
 
 def _observed_text(observed: Any, limit: int = 70) -> str:
@@ -80,6 +81,7 @@ def register(app: typer.Typer, model_app: typer.Typer) -> None:
         ensure_writable(result, folders=(docs,))
         outcome = validate_dataset(in_dir, source, docs, params)
         write_json(outcome.summary, result)  # written before failing, so the failure can be read
+        write_timing({"seconds": outcome.timings}, result)
         print_failures(outcome.summary, docs / "index.html")
         if not outcome.success:
             raise PolyinstructError(failure_message(outcome.summary, docs / "index.html"))

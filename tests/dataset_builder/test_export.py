@@ -119,8 +119,8 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, ExportResult, 
 def test_layout_is_the_hub_contract(demo: tuple[Path, ExportResult, dict, Path]) -> None:
     out, result, _, _ = demo
     files = sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file())
-    expected = ["README.md"] + [f"{cfg}/{split}-00000-of-00001.parquet"
-                                for cfg in ("en", "fr", "ru", "zh") for split in ("test", "train", "validation")]
+    expected = sorted(["README.md", "lineage.json"] + [f"{cfg}/{split}-00000-of-00001.parquet"
+                       for cfg in ("en", "fr", "ru", "zh") for split in ("test", "train", "validation")])
     assert files == expected
     for shard in out.glob("*/*.parquet"):
         schema = pq.read_schema(shard)

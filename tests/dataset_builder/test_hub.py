@@ -4,6 +4,7 @@ the dry run without network, the refusals before any upload, and a planted token
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import shutil
 import socket
@@ -18,6 +19,7 @@ from huggingface_hub.errors import EntryNotFoundError
 from dataset_builder import hub
 from dataset_builder.export import CARD_NAME, export_dataset
 from dataset_builder.hub import merge_card, push_export, scrub
+from dataset_builder.lineage import LINEAGE_NAME
 from schemas.errors import PolyinstructError
 from tests.conftest import run_cli
 from tests.dataset_builder.test_export import demo_params, make_filtered, tree_digest, write_metrics
@@ -100,10 +102,14 @@ def fake_hub(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> FakeHub:
             if fake.upload_error is not None:
                 raise fake.upload_error
             return type("CommitInfo", (), {"commit_url": f"https://huggingface.co/datasets/{kwargs['repo_id']}"
-                                                         "/commit/abc", "pr_url": None})()
+                                                         "/commit/abc", "pr_url": None, "oid": "abc"})()
         return _upload
 
+    def create_tag(self: HfApi, repo_id: str, **kwargs: Any) -> None:
+        fake.calls.append(("create_tag", {"repo_id": repo_id, **kwargs}))
+
     monkeypatch.setattr(HfApi, "create_repo", create_repo)
+    monkeypatch.setattr(HfApi, "create_tag", create_tag)
     monkeypatch.setattr(HfApi, "create_branch", create_branch)
     monkeypatch.setattr(HfApi, "hf_hub_download", hf_hub_download)
     monkeypatch.setattr(HfApi, "upload_folder", upload("upload_folder"))
@@ -137,7 +143,7 @@ def test_push_creates_repo_then_uploads_the_verified_folder(
     before = tree_digest(export_dir)
     assert run_cli(monkeypatch, "push", str(export_dir), "--repo-id", REPO, "--private") == 0
     output = assert_token_absent(capsys, caplog)
-    assert "push: uploaded 7 files" in output and "/commit/abc" in output
+    assert "push: uploaded 8 files" in output and "/commit/abc" in output
 
     assert fake_hub.names() == ["create_repo", "hf_hub_download", "upload_folder"]
     assert fake_hub.kwargs("create_repo") == {"repo_id": REPO, "repo_type": "dataset", "private": True,
@@ -250,7 +256,7 @@ def test_dry_run_is_offline_and_lists_files_and_card(export_dir: Path, monkeypat
     monkeypatch.setattr("huggingface_hub.hf_hub_download", forbidden)
     assert run_cli(monkeypatch, "push", str(export_dir), "--repo-id", REPO, "--dry-run") == 0
     output = assert_token_absent(capsys, caplog)
-    assert "push (dry run, nothing sent): 7 files" in output
+    assert "push (dry run, nothing sent): 8 files" in output
     for shard in export_dir.glob("*/*.parquet"):
         rel = shard.relative_to(export_dir).as_posix()
         assert f"{shard.stat().st_size:,d}  {rel}" in output
@@ -275,4 +281,58 @@ def test_refusals_come_before_any_hub_call(export_dir: Path, fake_hub: FakeHub, 
         push_export(broken, REPO)
     with pytest.raises(PolyinstructError, match="not a folder"):
         push_export(tmp_path / "nowhere", REPO)
+    assert fake_hub.calls == []
+
+
+COMMIT = "0123456789abcdef0123456789abcdef01234567"
+
+
+def with_lineage(export_dir: Path, tmp_path: Path, commit: str | None, dirty: bool = False) -> Path:
+    """A copy of the export whose lineage.json names `commit` (the fixture's names whatever checkout ran it)."""
+    copy = tmp_path / "export"
+    shutil.copytree(export_dir, copy)
+    lineage = json.loads((copy / LINEAGE_NAME).read_text())
+    lineage["git"] = {"commit": commit, "dirty": dirty if commit else None, "dirty_paths": ["params.yaml"] if dirty
+                      else []}
+    lineage["dvc_lock"] = {"path": "dvc.lock", "upstream_stages": ["filter"], "upstream_sha256": "f" * 64,
+                           "outs": {}}
+    (copy / LINEAGE_NAME).write_text(json.dumps(lineage))
+    return copy
+
+
+def test_the_hub_commit_names_the_git_commit_and_tag_tags_the_upload(
+        export_dir: Path, fake_hub: FakeHub, monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("HF_TOKEN", PLANTED)
+    export = with_lineage(export_dir, tmp_path, COMMIT)
+    assert run_cli(monkeypatch, "push", str(export), "--repo-id", REPO, "--tag") == 0
+    assert fake_hub.names() == ["create_repo", "hf_hub_download", "upload_folder", "create_tag"]
+    upload = fake_hub.kwargs("upload_folder")
+    rows = push_export(export, REPO, dry_run=True).plan.verified["rows"]
+    assert upload["commit_message"] == f"polyinstruct export of git {COMMIT}: 2 configs, {rows} rows"
+    assert f"dvc.lock upstream sha256: {'f' * 64}" in upload["commit_description"]
+    assert fake_hub.uploaded is not None and LINEAGE_NAME in fake_hub.uploaded  # the record travels with the data
+    assert fake_hub.kwargs("create_tag") == {"repo_id": REPO, "tag": f"polyinstruct-{COMMIT[:12]}",
+                                             "tag_message": upload["commit_message"], "revision": "abc",
+                                             "repo_type": "dataset"}
+    assert f"tagged the Hub revision polyinstruct-{COMMIT[:12]}" in capsys.readouterr().out
+
+    fake_hub.calls.clear()  # dirty: said in the message and the tag; no --tag: no tag
+    result = push_export(with_lineage(export_dir, tmp_path / "dirty", COMMIT, dirty=True), REPO)
+    assert fake_hub.names() == ["create_repo", "hf_hub_download", "upload_folder"] and result.tag is None
+    assert fake_hub.kwargs("upload_folder")["commit_message"].startswith(f"polyinstruct export of git {COMMIT}"
+                                                                         " (dirty): ")
+    assert result.plan.tag_name() == f"polyinstruct-{COMMIT[:12]}-dirty"
+
+
+def test_tag_refusals_come_before_any_hub_call(export_dir: Path, fake_hub: FakeHub, monkeypatch: pytest.MonkeyPatch,
+                                               tmp_path: Path) -> None:
+    monkeypatch.setenv("HF_TOKEN", PLANTED)
+    with pytest.raises(PolyinstructError, match="no git commit recorded, so --tag has nothing to name"):
+        push_export(with_lineage(export_dir, tmp_path, None), REPO, tag=True)
+    with pytest.raises(PolyinstructError, match="--tag tags a pushed revision"):
+        push_export(export_dir, REPO, tag=True, create_pr=True)
+    assert fake_hub.calls == []
+    dry = push_export(with_lineage(export_dir, tmp_path / "dry", COMMIT), REPO, tag=True, dry_run=True)
+    assert dry.calls[-1].startswith(f"create_tag('{REPO}', tag='polyinstruct-{COMMIT[:12]}'")
     assert fake_hub.calls == []

@@ -4,7 +4,6 @@ mid-run loses nothing, a rerun takes what the memory holds, and a missing extra 
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import sys
@@ -23,7 +22,7 @@ from dataset_builder.translate import TranslateResult, translate_file
 from dataset_builder.translate_ray import RAY_MISSING, import_ray, ray_session
 from schemas.errors import PolyinstructError
 from schemas.params import Params, parse_params
-from tests.conftest import run_cli
+from tests.conftest import metrics_with_timing, run_cli
 
 RECORDS = 240  # real Alpaca records: ~1,300 distinct units
 SHARD_UNITS = 48  # a dozen shards in the first run: enough for two workers and a kill mid-run
@@ -121,7 +120,7 @@ def test_ray_gives_the_local_dataset_survives_a_killed_worker_and_resumes(
         "--rejects", str(work / "rejects.parquet"), "--cache", str(ray_memory), "--params", str(params_file),
         "--backend", "ray", "--num-workers", "2", "--gpus-per-worker", "0",
     ) == 0
-    second = json.loads((work / "metrics.json").read_text())
+    second = metrics_with_timing(work / "metrics.json")
     assert second["backend"] == "ray" and second["cache_hits"] == first.metrics["distinct_units"]
     assert second["units_translated"] == second["distinct_units"] - second["cache_hits"] > 0
     assert second["engine_batches"] > 0 and second["target_tokens"] > 0  # workers' totals reach the driver
