@@ -39,6 +39,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from dataset_builder.artifacts import read_table, write_json, write_parquet
+from dataset_builder.device import check_planned_work, choose_device
 from dataset_builder.ledger import check_conservation, rejects_table, write_rejects
 from dataset_builder.segment import (
     Piece,
@@ -83,14 +84,7 @@ class UnitTranslator(Protocol):
 
 
 def resolve_device(requested: str) -> str:
-    import ctranslate2
-
-    cuda = ctranslate2.get_cuda_device_count()
-    if requested == "auto":
-        return "cuda" if cuda > 0 else "cpu"
-    if requested == "cuda" and cuda == 0:
-        raise PolyinstructError("--device cuda: CTranslate2 sees no CUDA device; use --device cpu or auto")
-    return requested
+    return choose_device(requested)
 
 
 def resolve_compute_type(requested: str, device: str) -> str:
@@ -517,6 +511,8 @@ def translate_file(source: Path, lang: str, model_dir: Path, out: Path, metrics_
     distinct = sorted(set(occurrences))
     cached = memory.lookup(distinct)
     pending = pending_order(u for u in distinct if u not in cached)
+    if settings.backend == "local" and translator is None:
+        check_planned_work(settings.device, device, len(pending))
 
     translate_units: UnitTranslator = translator if translator is not None else engine
     translate_started = time.perf_counter()

@@ -196,9 +196,35 @@ class LoraParams(_Section):
     target_modules: str | list[str] = "all-linear"
 
 
+class TrainingBudget(_Section):
+    """How much each mixture trains: exactly one of epochs over its train split, tokens seen (prompt +
+    completion, padding excluded), or optimisation steps. Equal epochs give a budget-matched comparison
+    when the mixtures have equal sizes (Chen et al.'s downsampled vs monolingual); equal tokens give
+    every mixture the same compute whatever its size."""
+
+    epochs: float | None = Field(default=None, gt=0)
+    tokens: int | None = Field(default=None, ge=1)
+    steps: int | None = Field(default=None, ge=1)
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> TrainingBudget:
+        given = [k for k in ("epochs", "tokens", "steps") if getattr(self, k) is not None]
+        if len(given) != 1:
+            raise ValueError("give exactly one of epochs, tokens or steps, e.g. budget: {epochs: 3}")
+        return self
+
+    @property
+    def kind(self) -> str:
+        return "epochs" if self.epochs is not None else "tokens" if self.tokens is not None else "steps"
+
+    def describe(self) -> str:
+        return f"{getattr(self, self.kind):g} {self.kind}"
+
+
 class TrainingParams(_Section):
     template: Literal["alpaca", "bactrian", "chat"] = "alpaca"
-    max_steps: int = Field(default=30, ge=1)
+    budget: TrainingBudget = TrainingBudget(steps=30)
+    max_steps: int | None = Field(default=None, ge=1)  # legacy alias of budget: {steps: N}
     packing: bool = False
     padding_free: bool = False  # without packing needs sft.max_length: null (TRL does not truncate then)
     gradient_checkpointing: bool = False  # trade compute for memory on large models
@@ -206,6 +232,15 @@ class TrainingParams(_Section):
     lora: LoraParams = LoraParams()
     # Passed through to trl.SFTConfig as-is (learning_rate, per_device_train_batch_size, ...).
     sft: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _legacy_max_steps(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("max_steps") is not None:
+            if data.get("budget") is not None:
+                raise ValueError("give budget or max_steps (the old form of budget: {steps: N}), not both")
+            data = {**data, "budget": {"steps": data["max_steps"]}}
+        return data
 
 
 class EvaluateParams(_Section):
