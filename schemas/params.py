@@ -17,6 +17,23 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+FormatName = Literal["auto", "alpaca", "dolly", "json", "jsonl", "csv", "parquet", "hf"]
+
+
+class SourceParams(_Section):
+    """One input of several (`data.sources`): its records get ids `{name}-{index}` and its license goes
+    into the dataset card."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_.]+$")  # the `{name}` in ids; no '-' (ids are `{name}-{index}`)
+    source: str  # a file path, `embedded`, or hf:ORG/NAME
+    format: FormatName = "auto"
+    column_map: dict[str, str] = Field(default_factory=dict)
+    revision: str | None = None  # hf: a commit sha, tag or branch (pin a sha for a reproducible run)
+    config: str | None = None  # hf: the dataset's config (subset) name
+    license: str | None = None  # Hub license id, e.g. cc-by-4.0; else a known source's or export.licenses
+    limit: int | None = Field(default=None, ge=1)  # this source's first N records (else data.limit)
+
+
 class DataParams(_Section):
     # `embedded` (the sample shipped in the package), a file path, or `hf:ORG/NAME`.
     source: str = "embedded"
@@ -24,10 +41,24 @@ class DataParams(_Section):
     # Maps our field -> the input's column, for generic files (e.g. {output: response}).
     column_map: dict[str, str] = Field(default_factory=dict)
     source_name: str | None = None  # the `{source}` in ids; defaults to the file stem
+    revision: str | None = None  # hf: sources: commit sha, tag or branch
+    config: str | None = None  # hf: sources: the dataset's config name
+    # Several inputs instead of `source`, e.g. Alpaca + Dolly (see SourceParams); limit/sample apply to each.
+    sources: list[SourceParams] = Field(default_factory=list)
     limit: int | None = Field(default=None, ge=1)
     sample: int | None = Field(default=None, ge=1)
     seed: int = 0
     max_field_chars: int = Field(default=100_000, ge=1)
+
+    @model_validator(mode="after")
+    def _one_source_form(self) -> DataParams:
+        if self.sources and self.model_fields_set & {"source", "format", "column_map", "source_name", "revision",
+                                                     "config"}:
+            raise ValueError("give data.source (one input) or data.sources (several), not both")
+        names = [s.name for s in self.sources]
+        if len(set(names)) != len(names):
+            raise ValueError(f"data.sources: names must be distinct (they prefix the ids), got {', '.join(names)}")
+        return self
 
 
 class LanguagesParams(_Section):
@@ -262,6 +293,11 @@ class Params(_Section):
     mixtures: list[MixtureParams] = Field(default_factory=list)
     training: TrainingParams = TrainingParams()
     evaluate: EvaluateParams = EvaluateParams()
+
+    @property
+    def license_table(self) -> dict[str, str]:
+        """Source/model name -> license: each `data.sources` entry's license, then export.licenses."""
+        return {**{s.name: s.license for s in self.data.sources if s.license}, **self.export.licenses}
 
     @property
     def all_languages(self) -> list[str]:
