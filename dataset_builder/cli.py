@@ -108,9 +108,9 @@ def model_prepare(
 
 
 def _register_areas() -> None:
-    from dataset_builder.commands import doctor, export, quality, training, translate, validation
+    from dataset_builder.commands import doctor, export, quality, recipes, training, translate, validation
 
-    for area in (translate, quality, validation, export, training, doctor):
+    for area in (translate, quality, validation, export, training, doctor, recipes):
         area.register(app, model_app)
 
 
