@@ -349,6 +349,7 @@ def train(mix_dir: Path, base_model: str | Path, out: Path, params: Params, *, m
         "versions": {"trl": trl.__version__, "peft": peft.__version__, "transformers": transformers.__version__,
                      "torch": torch.__version__},
     }, out / "training_config.json")
+    write_json(setup.mix_manifest, out / "mixture.json")  # for the model card (polyinstruct push --kind model)
     write_json({"kind": "lora_adapter", "smoke": metrics["smoke"], "template": setup.template,
                 "base_model": setup.base_spec, "mixture": metrics["mixture"]}, out / "manifest.json")
     write_json(metrics, metrics_dir / "train_metrics.json")
