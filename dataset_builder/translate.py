@@ -27,6 +27,7 @@ import json
 import math
 import multiprocessing
 import os
+import sys
 import time
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -492,6 +493,8 @@ def translate_file(source: Path, lang: str, model_dir: Path, out: Path, metrics_
         from dataset_builder.translate_ray import resolve_ray_device
 
         device, compute_type = resolve_ray_device(settings)
+        print(f"translate: device {device} (ray workers, ray_gpus_per_worker={settings.ray_gpus_per_worker:g})",
+              file=sys.stderr)
     else:
         device = resolve_device(settings.device)
         compute_type = resolve_compute_type(settings.compute_type, device)

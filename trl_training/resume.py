@@ -30,8 +30,16 @@ def run_fingerprint(params: Params, mix_manifest: dict[str, Any], base_model: st
 def complete_checkpoint(checkpoints: Path) -> str | None:
     """The highest `checkpoint-N` whose trainer state was written (a kill during a save leaves a partial one)."""
     steps = [int(p.name.split("-")[1]) for p in checkpoints.glob("checkpoint-*")
-             if p.name.split("-")[1].isdigit() and (p / "trainer_state.json").exists()]
+             if p.name.split("-")[1].isdigit() and _readable_state(p / "trainer_state.json")]
     return str(checkpoints / f"checkpoint-{max(steps)}") if steps else None
+
+
+def _readable_state(path: Path) -> bool:
+    """The Trainer writes trainer_state.json last; a kill while writing it leaves it unreadable."""
+    try:
+        return isinstance(json.loads(path.read_text(encoding="utf-8")).get("global_step"), int)
+    except (OSError, ValueError, AttributeError):
+        return False
 
 
 def last_checkpoint_for(checkpoints: Path, fingerprint: dict[str, Any], resume: bool) -> str | None:

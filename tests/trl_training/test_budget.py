@@ -133,3 +133,28 @@ def test_killed_train_resumes_from_its_last_checkpoint(two_mixes: dict[str, Path
     assert [p["step"] for p in metrics["losses"]] == list(range(1, 13))  # history carried over, not re-run
     assert f"resumed from step {metrics['resumed_from_step']}" in rerun.stdout
     assert (adapter / "adapter_model.safetensors").exists() and not checkpoints.exists()
+
+
+def test_chen_downsampled_mixture_gets_the_monolingual_budget(export_dir: Path, smoke_lm: Path,
+                                                              tmp_path: Path) -> None:
+    """The chen2024 preset's downsampled mixture has as many examples as its English monolingual one, so the
+    same epochs budget plans the same number of steps for both."""
+    from dataset_builder.recipes import load_recipe
+
+    preset = parse_params(load_recipe("chen2024"))
+    specs = {m.name: m for m in preset.mixtures if m.name in ("mono-eng", "downsampled")}
+    params = _budget_params(tmp_path / "cache", {"epochs": preset.training.budget.epochs})
+    plans = {}
+    for name, spec in specs.items():
+        result = build_mixture(export_dir, spec, tmp_path / name)
+        plans[name] = (result.manifest["total_examples"],
+                       prepare_training(tmp_path / name, smoke_lm, tmp_path / f"out-{name}", params).plan)
+    (mono_n, mono), (down_n, down) = plans["mono-eng"], plans["downsampled"]
+    assert mono_n == down_n > 0 and len(set(build_langs(tmp_path / "downsampled"))) == 4
+    assert mono.steps == down.steps == 5 * mono.steps_per_epoch
+
+
+def build_langs(mix_dir: Path) -> list[str]:
+    import polars as pl
+
+    return pl.read_parquet(mix_dir / "train.parquet")["lang"].to_list()
