@@ -80,7 +80,7 @@ def _base_license(config: dict[str, Any], override: str | None) -> str:
     found = card_license(Path(str(config.get("base_model_path", ""))) / CARD_NAME)
     if isinstance(found, str) and found:
         return found
-    raise PolyinstructError(f"base model {config.get('base_model')}: no license found in its README.md; pass"
+    raise PolyinstructError(f"base model {base_model_name(config)}: no license found in its README.md; pass"
                             " --base-license ID (e.g. llama2, apache-2.0; see the model's Hub page)")
 
 
@@ -88,11 +88,17 @@ def _table(rows: list[tuple[str, Any]]) -> list[str]:
     return ["| setting | value |", "|---|---|", *[f"| {k} | `{v}` |" for k, v in rows]]
 
 
+def base_model_name(config: dict[str, Any]) -> str:
+    """The base model as the user named it (DVC passes the local copy models/base_lm; its manifest knows)."""
+    return str((config.get("base_model_manifest") or {}).get("spec") or config.get("base_model"))
+
+
 def model_card(repo_id: str, config: dict[str, Any], mixture: dict[str, Any], license_id: str | list[str],
                components: list[tuple[str, str, str]], eval_table: str | None, smoke: bool) -> str:
     langs = sorted(mixture.get("languages") or mixture.get("counts") or {})
     iso = sorted({resolve(code).iso639_1 or code for code in langs})
-    meta = {"base_model": config.get("base_model"), "library_name": "peft", "license": license_id,
+    base = base_model_name(config)
+    meta = {"base_model": base, "library_name": "peft", "license": license_id,
             "language": iso, "pipeline_tag": "text-generation",
             "tags": ["polyinstruct", "lora", "peft", "trl", "sft", *(["smoke-model-output"] if smoke else [])]}
     sft, lora = config.get("sft_config", {}), config.get("lora", {})
@@ -102,7 +108,7 @@ def model_card(repo_id: str, config: dict[str, Any], mixture: dict[str, Any], li
     if smoke:
         lines += ["> **SMOKE MODEL.** Trained from a random-weight base model and/or smoke-model translations:"
                   " it tests the pipeline, not the method. Do not use it.", ""]
-    lines += [f"A LoRA adapter for `{config.get('base_model')}`, trained by polyinstruct (TRL SFTTrainer + PEFT)"
+    lines += [f"A LoRA adapter for `{base}`, trained by polyinstruct (TRL SFTTrainer + PEFT)"
               f" on the mixture `{mixture.get('name')}` ({mixture.get('recipe')}).", "",
               "## Training", ""]
     lines += _table([("template", config.get("template")), ("budget", budget.get("budget")),
@@ -147,7 +153,7 @@ def plan_model_push(adapter_dir: Path | str, repo_id: str, *, data_card: Path | 
     base = _base_license(config, base_license)
     license_id = combine_licenses([*data_licenses, base])
     components = [("training data", str(card_path), lic) for lic in data_licenses]
-    components.append(("base model", str(config.get("base_model")), base))
+    components.append(("base model", base_model_name(config), base))
     table = eval_table.read_text(encoding="utf-8") if eval_table and eval_table.is_file() else None
     card = model_card(repo_id, config, mixture, license_id, components, table, bool(manifest.get("smoke")))
     return ModelPushPlan(adapter_dir, repo_id, _adapter_files(adapter_dir), card, license_id)

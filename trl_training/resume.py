@@ -19,7 +19,7 @@ from schemas.params import Params
 RUN_FILE = "run.json"
 
 
-def run_fingerprint(params: Params, mix_manifest: dict[str, Any], base_model: str, template: str) -> dict[str, Any]:
+def run_fingerprint(params: Params, mix_manifest: dict[str, Any], base_model: Any, template: str) -> dict[str, Any]:
     training = params.training.model_dump(exclude={"budget", "max_steps", "max_eval_examples"})
     identity = {"mixture_sha256": mix_manifest.get("content_sha256"), "base_model": base_model,
                 "template": template, "training": training}

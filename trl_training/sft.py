@@ -273,7 +273,9 @@ def train(mix_dir: Path, base_model: str | Path, out: Path, params: Params, *, m
     # One process per GPU under `accelerate launch` (per CPU socket under a MULTI_CPU config); created
     # here, before the Trainer, so it must say CPU when there is no GPU or multi-CPU runs stay single.
     state = PartialState(cpu=not torch.cuda.is_available())
-    fingerprint = run_fingerprint(params, _read_mix_manifest(Path(mix_dir)), str(base_model),
+    base_identity = {"spec": str(base_model), "manifest": read_manifest(base_model) if Path(base_model).is_dir()
+                     else {}}  # DVC always passes models/base_lm: its manifest tells models apart
+    fingerprint = run_fingerprint(params, _read_mix_manifest(Path(mix_dir)), base_identity,
                                   check_template(template or params.training.template))
     last_checkpoint = last_checkpoint_for(checkpoints, fingerprint, resume) if state.is_main_process else None
     state.wait_for_everyone()
