@@ -52,8 +52,10 @@ class DataParams(_Section):
 
     @model_validator(mode="after")
     def _one_source_form(self) -> DataParams:
-        if self.sources and self.model_fields_set & {"source", "format", "column_map", "source_name", "revision",
-                                                     "config"}:
+        # By value, not by fields set: params are dumped and re-validated with overrides (the CLI).
+        single = (self.source != "embedded" or self.format != "auto" or self.column_map or self.source_name
+                  or self.revision or self.config)
+        if self.sources and single:
             raise ValueError("give data.source (one input) or data.sources (several), not both")
         names = [s.name for s in self.sources]
         if len(set(names)) != len(names):
