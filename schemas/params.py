@@ -332,7 +332,8 @@ def _one_line(err: ValidationError, path: Path) -> str:
             if isinstance(part, int):
                 continue
             annotation = parent_model.model_fields[str(part)].annotation
-            parent_model = getattr(annotation, "__args__", [annotation])[0] if part == "mixtures" else annotation
+            listed = part in ("mixtures", "sources")  # list[Model]: the model is its argument
+            parent_model = getattr(annotation, "__args__", [annotation])[0] if listed else annotation
         allowed = ", ".join(parent_model.model_fields)
         return f"{path}: unknown key '{key}'; allowed keys here: {allowed}"
     msg = first["msg"].removeprefix("Value error, ")

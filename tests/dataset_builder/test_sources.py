@@ -94,6 +94,9 @@ def test_hub_source_passes_revision_and_config(monkeypatch: pytest.MonkeyPatch, 
     ({"source": "a.json", "sources": [{"name": "a", "source": "a.json"}]}, "give data.source .* or data.sources"),
     ({"sources": [{"name": "a", "source": "a.json"}, {"name": "a", "source": "b.json"}]}, "names must be distinct"),
     ({"sources": [{"name": "my-data", "source": "a.json"}]}, "data.sources.0.name"),
+    ({"sources": [{"name": "a", "source": "a.json", "licence": "mit"}]},
+     "unknown key 'data.sources.0.licence'; allowed keys here: name, source, format, column_map, revision, config,"
+     " license"),
 ])
 def test_bad_sources_are_one_line(data: dict[str, Any], message: str) -> None:
     with pytest.raises(PolyinstructError, match=message) as err:
