@@ -67,6 +67,7 @@ def ingest(
 ) -> None:
     """Read English instruction data into data/source.parquet; bad records go to the rejects table."""
     from dataset_builder.ingest import ingest as run_ingest
+    from dataset_builder.sources import ingest_sources
 
     data = get_params(params_path).data
     overrides: dict[str, object] = {"source": source, "format": fmt, "limit": limit, "sample": sample, "seed": seed}
@@ -77,10 +78,12 @@ def ingest(
         overrides["column_map"] = dict(c.split("=", 1) for c in column)
     from schemas.params import parse_params
 
-    merged = data.model_dump() | {k: v for k, v in overrides.items() if v is not None}
+    merged = data.model_dump(exclude_unset=True) | {k: v for k, v in overrides.items() if v is not None}
+    if source is not None:  # --in replaces data.sources too
+        merged.pop("sources", None)
     data = parse_params({"data": merged}, "command line").data
     ensure_writable(out, rejects, metrics)
-    result = run_ingest(data, out, rejects, metrics)
+    result = (ingest_sources if data.sources else run_ingest)(data, out, rejects, metrics)
     reasons = ", ".join(f"{k}={v}" for k, v in result.by_reason.items()) or "none"
     typer.echo(f"ingest: kept {result.kept}, rejected {result.rejected} ({reasons}) -> {out}")
 
@@ -107,9 +110,9 @@ def model_prepare(
 
 
 def _register_areas() -> None:
-    from dataset_builder.commands import export, quality, report, training, translate, validation
+    from dataset_builder.commands import doctor, export, quality, recipes, report, training, translate, validation
 
-    for area in (translate, quality, validation, export, training, report):
+    for area in (translate, quality, validation, export, training, report, doctor, recipes):
         area.register(app, model_app)
 
 

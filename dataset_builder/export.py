@@ -111,7 +111,7 @@ def is_smoke_model(model: str) -> bool:
 def source_component(name: str, extra: Mapping[str, str]) -> tuple[LicenseComponent, str]:
     """License and `source_datasets` entry of one data source."""
     if name in extra:
-        return LicenseComponent("source", name, extra[name], "export.licenses"), f"extended|other-{name}"
+        return LicenseComponent("source", name, extra[name], "data.sources / export.licenses"), f"extended|other-{name}"
     for known in SOURCE_LICENSES:
         if re.search(known.pattern, name.lower()):
             entry = f"extended|{known.hub_id}" if known.hub_id else f"extended|other-{name}"
@@ -412,7 +412,7 @@ def export_dataset(in_dir: Path, out: Path, params: Params, validation_path: Pat
 
 
 def _describe(out: Path, configs: list[ConfigExport], params: Params) -> ExportResult:
-    extra = params.export.licenses
+    extra = params.license_table
     sources = sorted({s for c in configs for s in c.sources})
     models = sorted({m for c in configs for m in c.models if m != "source"})  # English rows: model="source"
     components = [source_component(s, extra)[0] for s in sources] + [model_component(m, extra) for m in models]
@@ -462,7 +462,7 @@ def card_metadata(result: ExportResult, params: Params) -> dict[str, Any]:
             "download_size": c.download_size,
             "dataset_size": sum(c.num_bytes.values()),
         })
-    source_datasets = sorted({source_component(s, params.export.licenses)[1]
+    source_datasets = sorted({source_component(s, params.license_table)[1]
                               for c in result.configs for s in c.sources})
     tags = ["instruction-tuning", "machine-translated", "polyinstruct"]
     if result.smoke:

@@ -133,11 +133,11 @@ def _read_frame(path: Path, fmt: str, batch: RawBatch) -> None:
     batch.n_read = frame.height
 
 
-def _read_hub(dataset_id: str, batch: RawBatch) -> None:
+def _read_hub(dataset_id: str, batch: RawBatch, revision: str | None = None, config: str | None = None) -> None:
     try:
         from datasets import load_dataset
 
-        ds = load_dataset(dataset_id, split="train")
+        ds = load_dataset(dataset_id, config, split="train", revision=revision)
     except Exception as err:  # noqa: BLE001 - offline or missing dataset: say what to do
         first = str(err).splitlines()[0] if str(err) else type(err).__name__
         raise PolyinstructError(
@@ -145,7 +145,7 @@ def _read_hub(dataset_id: str, batch: RawBatch) -> None:
             " or download it elsewhere and pass the file with --in"
         ) from None
     batch.records.extend((i, f"hf:{dataset_id}: row {i}", row) for i, row in enumerate(ds))
-    batch.n_read = ds.num_rows
+    batch.n_read = len(ds)
 
 
 def detect_format(path: Path, data: bytes) -> str:
@@ -157,12 +157,14 @@ def detect_format(path: Path, data: bytes) -> str:
     return "json" if data.lstrip()[:1] == b"[" else "jsonl"
 
 
-def read_raw(source: str, fmt: str = "auto", source_name: str | None = None) -> tuple[RawBatch, str]:
-    """Read every record of `source` (a path, `embedded`, or `hf:ID`). Returns the batch and the layout."""
+def read_raw(source: str, fmt: str = "auto", source_name: str | None = None, revision: str | None = None,
+             config: str | None = None) -> tuple[RawBatch, str]:
+    """Read every record of `source` (a path, `embedded`, or `hf:ID` at `revision`, subset `config`).
+    Returns the batch and the layout."""
     if source.startswith("hf:") or fmt == "hf":  # format hf: the source is a Hub dataset id, prefix or not
         dataset_id = source.removeprefix("hf:")
         batch = RawBatch(source_name or dataset_id.rsplit("/", 1)[-1])
-        _read_hub(dataset_id, batch)
+        _read_hub(dataset_id, batch, revision, config)
         return batch, fmt
     path = embedded_sample_path() if source == EMBEDDED else Path(source)
     batch = RawBatch(source_name or ("sample" if source == EMBEDDED else path.stem.split(".")[0]))
@@ -307,7 +309,7 @@ class IngestResult:
 
 def ingest(params: DataParams, out: Path, rejects_out: Path, metrics_out: Path | None = None) -> IngestResult:
     started = time.perf_counter()
-    batch, fmt = read_raw(params.source, params.format, params.source_name)
+    batch, fmt = read_raw(params.source, params.format, params.source_name, params.revision, params.config)
     if not batch.records and not batch.unreadable:
         raise PolyinstructError(f"{params.source}: holds no records")
     table, rejects = check_records(batch, fmt, params)

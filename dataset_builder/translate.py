@@ -27,6 +27,7 @@ import json
 import math
 import multiprocessing
 import os
+import sys
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
@@ -40,6 +41,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from dataset_builder.artifacts import parquet_rows, read_table, write_json, write_parquet
+from dataset_builder.device import check_planned_work, choose_device
 from dataset_builder.ledger import check_conservation, refuse_empty_output, rejects_table, write_rejects
 from dataset_builder.segment import (
     Piece,
@@ -91,14 +93,7 @@ class UnitTranslator(Protocol):
 
 
 def resolve_device(requested: str) -> str:
-    import ctranslate2
-
-    cuda = ctranslate2.get_cuda_device_count()
-    if requested == "auto":
-        return "cuda" if cuda > 0 else "cpu"
-    if requested == "cuda" and cuda == 0:
-        raise PolyinstructError("--device cuda: CTranslate2 sees no CUDA device; use --device cpu or auto")
-    return requested
+    return choose_device(requested)
 
 
 def resolve_compute_type(requested: str, device: str) -> str:
@@ -506,6 +501,8 @@ def translate_file(source: Path, lang: str, model_dir: Path, out: Path, metrics_
         from dataset_builder.translate_ray import resolve_ray_device
 
         device, compute_type = resolve_ray_device(settings)
+        print(f"translate: device {device} (ray workers, ray_gpus_per_worker={settings.ray_gpus_per_worker:g})",
+              file=sys.stderr)
     else:
         device = resolve_device(settings.device)
         compute_type = resolve_compute_type(settings.compute_type, device)
@@ -525,6 +522,8 @@ def translate_file(source: Path, lang: str, model_dir: Path, out: Path, metrics_
     distinct = sorted(set(occurrences))
     cached = memory.lookup(distinct)
     pending = pending_order(u for u in distinct if u not in cached)
+    if settings.backend == "local" and translator is None:
+        check_planned_work(settings.device, device, len(pending))
 
     translate_units: UnitTranslator = translator if translator is not None else engine
     translate_started = time.perf_counter()

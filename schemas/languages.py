@@ -96,7 +96,7 @@ ENGLISH: Language = next(lang for lang in BACTRIAN_X if lang.flores == "eng_Latn
 
 LANGUAGE_SETS: dict[str, tuple[str, ...]] = {
     "bactrian-x": tuple(lang.flores for lang in BACTRIAN_X),
-    "chen2024": ("eng_Latn", "bul_Cyrl", "ces_Latn", "deu_Latn", "spa_Latn", "fin_Latn", "fra_Latn",
+    "chen2024": ("eng_Latn", "bul_Cyrl", "ces_Latn", "deu_Latn", "spa_Latn", "fin_Latn", "fra_Latn", "por_Latn",
                  "rus_Cyrl", "zho_Hans"),
     # Three scripts (Latin, Cyrillic, Han), all present in the HPLT human-translated test set.
     "demo": ("eng_Latn", "fra_Latn", "rus_Cyrl", "zho_Hans"),

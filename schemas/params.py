@@ -17,6 +17,23 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+FormatName = Literal["auto", "alpaca", "dolly", "json", "jsonl", "csv", "parquet", "hf"]
+
+
+class SourceParams(_Section):
+    """One input of several (`data.sources`): its records get ids `{name}-{index}` and its license goes
+    into the dataset card."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_.]+$")  # the `{name}` in ids; no '-' (ids are `{name}-{index}`)
+    source: str  # a file path, `embedded`, or hf:ORG/NAME
+    format: FormatName = "auto"
+    column_map: dict[str, str] = Field(default_factory=dict)
+    revision: str | None = None  # hf: a commit sha, tag or branch (pin a sha for a reproducible run)
+    config: str | None = None  # hf: the dataset's config (subset) name
+    license: str | None = None  # Hub license id, e.g. cc-by-4.0; else a known source's or export.licenses
+    limit: int | None = Field(default=None, ge=1)  # this source's first N records (else data.limit)
+
+
 class DataParams(_Section):
     # `embedded` (the sample shipped in the package), a file path, or `hf:ORG/NAME`.
     source: str = "embedded"
@@ -24,10 +41,26 @@ class DataParams(_Section):
     # Maps our field -> the input's column, for generic files (e.g. {output: response}).
     column_map: dict[str, str] = Field(default_factory=dict)
     source_name: str | None = None  # the `{source}` in ids; defaults to the file stem
+    revision: str | None = None  # hf: sources: commit sha, tag or branch
+    config: str | None = None  # hf: sources: the dataset's config name
+    # Several inputs instead of `source`, e.g. Alpaca + Dolly (see SourceParams); limit/sample apply to each.
+    sources: list[SourceParams] = Field(default_factory=list)
     limit: int | None = Field(default=None, ge=1)
     sample: int | None = Field(default=None, ge=1)
     seed: int = 0
     max_field_chars: int = Field(default=100_000, ge=1)
+
+    @model_validator(mode="after")
+    def _one_source_form(self) -> DataParams:
+        # By value, not by fields set: params are dumped and re-validated with overrides (the CLI).
+        single = (self.source != "embedded" or self.format != "auto" or self.column_map or self.source_name
+                  or self.revision or self.config)
+        if self.sources and single:
+            raise ValueError("give data.source (one input) or data.sources (several), not both")
+        names = [s.name for s in self.sources]
+        if len(set(names)) != len(names):
+            raise ValueError(f"data.sources: names must be distinct (they prefix the ids), got {', '.join(names)}")
+        return self
 
 
 class LanguagesParams(_Section):
@@ -55,6 +88,8 @@ class ModelsParams(_Section):
     translation: str = "smoke"
     # `smoke`, a Hub id (meta-llama/Llama-3.2-1B) or a model directory.
     base_lm: str = "smoke"
+    # The local LLM that writes responses in `responses.mode: generate` (CTranslate2 Generator).
+    responder: str = "smoke"
     smoke_seed: int = 0
     cache_dir: str = "models/cache"
 
@@ -196,9 +231,35 @@ class LoraParams(_Section):
     target_modules: str | list[str] = "all-linear"
 
 
+class TrainingBudget(_Section):
+    """How much each mixture trains: exactly one of epochs over its train split, tokens seen (prompt +
+    completion, padding excluded), or optimisation steps. Equal epochs give a budget-matched comparison
+    when the mixtures have equal sizes (Chen et al.'s downsampled vs monolingual); equal tokens give
+    every mixture the same compute whatever its size."""
+
+    epochs: float | None = Field(default=None, gt=0)
+    tokens: int | None = Field(default=None, ge=1)
+    steps: int | None = Field(default=None, ge=1)
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> TrainingBudget:
+        given = [k for k in ("epochs", "tokens", "steps") if getattr(self, k) is not None]
+        if len(given) != 1:
+            raise ValueError("give exactly one of epochs, tokens or steps, e.g. budget: {epochs: 3}")
+        return self
+
+    @property
+    def kind(self) -> str:
+        return "epochs" if self.epochs is not None else "tokens" if self.tokens is not None else "steps"
+
+    def describe(self) -> str:
+        return f"{getattr(self, self.kind):g} {self.kind}"
+
+
 class TrainingParams(_Section):
     template: Literal["alpaca", "bactrian", "chat"] = "alpaca"
-    max_steps: int = Field(default=30, ge=1)
+    budget: TrainingBudget = TrainingBudget(steps=30)
+    max_steps: int | None = Field(default=None, ge=1)  # legacy alias of budget: {steps: N}
     packing: bool = False
     padding_free: bool = False  # without packing needs sft.max_length: null (TRL does not truncate then)
     gradient_checkpointing: bool = False  # trade compute for memory on large models
@@ -206,6 +267,15 @@ class TrainingParams(_Section):
     lora: LoraParams = LoraParams()
     # Passed through to trl.SFTConfig as-is (learning_rate, per_device_train_batch_size, ...).
     sft: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _legacy_max_steps(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("max_steps") is not None:
+            if data.get("budget") is not None:
+                raise ValueError("give budget or max_steps (the old form of budget: {steps: N}), not both")
+            data = {**data, "budget": {"steps": data["max_steps"]}}
+        return data
 
 
 class EvaluateParams(_Section):
@@ -221,6 +291,19 @@ class ReportParams(_Section):
     dvc_plots: bool = True  # render `dvc plots show` with the local template into reports/plots
 
 
+class ResponsesParams(_Section):
+    """How target-language responses are made: translated with the instruction (Chen et al.), or
+    generated by `models.responder` from the translated instruction (Bactrian-X)."""
+
+    mode: Literal["translate", "generate"] = "translate"
+    languages: list[str] = Field(default_factory=list)  # generate mode: these targets; empty: all of them
+
+    @field_validator("languages")
+    @classmethod
+    def _known(cls, codes: list[str]) -> list[str]:
+        return [resolve(c).flores for c in codes]
+
+
 class Params(_Section):
     data: DataParams = DataParams()
     languages: LanguagesParams = LanguagesParams()
@@ -229,10 +312,16 @@ class Params(_Section):
     quality: QualityParams = QualityParams()
     validation: ValidationParams = ValidationParams()
     export: ExportParams = ExportParams()
+    responses: ResponsesParams = ResponsesParams()
     mixtures: list[MixtureParams] = Field(default_factory=list)
     training: TrainingParams = TrainingParams()
     evaluate: EvaluateParams = EvaluateParams()
     report: ReportParams = ReportParams()
+
+    @property
+    def license_table(self) -> dict[str, str]:
+        """Source/model name -> license: each `data.sources` entry's license, then export.licenses."""
+        return {**{s.name: s.license for s in self.data.sources if s.license}, **self.export.licenses}
 
     @property
     def all_languages(self) -> list[str]:
@@ -249,7 +338,8 @@ def _one_line(err: ValidationError, path: Path) -> str:
             if isinstance(part, int):
                 continue
             annotation = parent_model.model_fields[str(part)].annotation
-            parent_model = getattr(annotation, "__args__", [annotation])[0] if part == "mixtures" else annotation
+            listed = part in ("mixtures", "sources")  # list[Model]: the model is its argument
+            parent_model = getattr(annotation, "__args__", [annotation])[0] if listed else annotation
         allowed = ", ".join(parent_model.model_fields)
         return f"{path}: unknown key '{key}'; allowed keys here: {allowed}"
     msg = first["msg"].removeprefix("Value error, ")

@@ -35,7 +35,7 @@ def repro(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, subprocess.Co
     params["languages"]["targets"] = ["fra_Latn", "zho_Hans"]
     params["mixtures"] = [{"name": "multilingual", "recipe": "multilingual"},
                           {"name": "downsampled", "recipe": "downsampled"}]
-    params["training"]["max_steps"] = 4
+    params["training"]["budget"] = {"steps": 4}
     params["training"]["max_eval_examples"] = 4
     params["evaluate"].update(max_eval_examples=4, max_generation_prompts=2, max_new_tokens=8)
     (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))

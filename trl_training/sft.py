@@ -28,8 +28,10 @@ from dataset_builder.artifacts import read_table, write_csv_rows, write_json
 from dataset_builder.export import EXPORT_COLUMNS
 from dataset_builder.models.lm import is_smoke, read_manifest, resolve_base_lm
 from schemas.errors import PolyinstructError
-from schemas.params import Params
+from schemas.params import Params, TrainingBudget
 from schemas.timings import split_timing, write_timing
+from trl_training.budget import BudgetPlan, apply_plan, plan_budget, real_run_warnings, sft_budget_kwargs, warn
+from trl_training.resume import complete_checkpoint, last_checkpoint_for, run_fingerprint
 from trl_training.templates import check_template, to_prompt_completion
 
 CHECKPOINTS = "checkpoints"
@@ -38,8 +40,9 @@ RUN_KEYS: tuple[str, ...] = ("tokens_per_s", "train_runtime_s", "device")
 # SFTConfig fields this command sets from its own params/flags; setting them under training.sft too
 # would make two places for one knob.
 OWNED_FIELDS: dict[str, str] = {
-    "output_dir": "--out (checkpoints go to OUT/checkpoints)",
-    "max_steps": "training.max_steps or --max-steps",
+    "output_dir": "--checkpoints (default OUT/checkpoints)",
+    "max_steps": "training.budget (steps) or --max-steps",
+    "num_train_epochs": "training.budget (epochs)",
     "packing": "training.packing or --packing",
     "padding_free": "training.padding_free",
     "gradient_checkpointing": "training.gradient_checkpointing",
@@ -74,6 +77,7 @@ class TrainSetup:
     device: str
     n_train: int
     n_eval: int
+    plan: BudgetPlan
 
 
 def _rich_progress_callback() -> Any:
@@ -155,7 +159,7 @@ def _check_sft_types(config_class: type, values: dict[str, Any]) -> dict[str, An
     return checked
 
 
-def sft_config_kwargs(params: Params, out: Path, max_steps: int, packing: bool, bf16: bool,
+def sft_config_kwargs(params: Params, checkpoints: Path, budget: TrainingBudget, packing: bool, bf16: bool,
                       cuda: bool = False) -> dict[str, Any]:
     """The SFTConfig arguments: our defaults, then params.training.sft, then the fields we own."""
     from trl import SFTConfig
@@ -175,8 +179,8 @@ def sft_config_kwargs(params: Params, out: Path, max_steps: int, packing: bool, 
     kwargs.setdefault("dataloader_pin_memory", cuda)  # pinning without a GPU only warns
     kwargs.setdefault("use_cpu", not cuda)  # also what makes a torchrun/MULTI_CPU launch distributed on CPUs
     kwargs |= {
-        "output_dir": str(out / CHECKPOINTS),
-        "max_steps": max_steps,
+        "output_dir": str(checkpoints),
+        **sft_budget_kwargs(budget),
         "packing": packing,
         "padding_free": training.padding_free,
         "activation_checkpointing": training.gradient_checkpointing,
@@ -189,6 +193,10 @@ def _read_frame(path: Path) -> pl.DataFrame:
     frame = pl.from_arrow(read_table(path, required=EXPORT_COLUMNS))
     assert isinstance(frame, pl.DataFrame)  # a Table gives a DataFrame
     return frame
+
+
+def _read_mix_manifest(mix_dir: Path) -> dict[str, Any]:
+    return read_manifest(mix_dir) if (mix_dir / "manifest.json").exists() else {}
 
 
 def _read_mix(mix_dir: Path) -> tuple[pl.DataFrame, pl.DataFrame, dict[str, Any]]:
@@ -205,7 +213,7 @@ def _read_mix(mix_dir: Path) -> tuple[pl.DataFrame, pl.DataFrame, dict[str, Any]
 
 def prepare_training(mix_dir: Path, base_model: str | Path, out: Path, params: Params, *,
                      max_steps: int | None = None, template: str | None = None,
-                     packing: bool | None = None) -> TrainSetup:
+                     packing: bool | None = None, checkpoints: Path | None = None) -> TrainSetup:
     """Load data, tokenizer and model, and build the SFTTrainer (nothing trained yet)."""
     import datasets
     import torch
@@ -218,7 +226,7 @@ def prepare_training(mix_dir: Path, base_model: str | Path, out: Path, params: P
     mix_dir, out = Path(mix_dir), Path(out)
     training = params.training
     template = check_template(template or training.template)
-    steps = max_steps or training.max_steps
+    budget = TrainingBudget(steps=max_steps) if max_steps else training.budget
     use_packing = training.packing if packing is None else packing
     bf16 = _bf16_capable()
 
@@ -229,7 +237,8 @@ def prepare_training(mix_dir: Path, base_model: str | Path, out: Path, params: P
     if template == "chat" and not tokenizer.chat_template:
         raise PolyinstructError(f"{base_path}: tokenizer has no chat template; use --template alpaca or bactrian")
 
-    kwargs = sft_config_kwargs(params, out, steps, use_packing, bf16, torch.cuda.is_available())
+    kwargs = sft_config_kwargs(params, checkpoints or out / CHECKPOINTS, budget, use_packing, bf16,
+                               torch.cuda.is_available())
     try:
         config = SFTConfig(**kwargs)
     except (ValueError, TypeError) as err:
@@ -253,11 +262,15 @@ def prepare_training(mix_dir: Path, base_model: str | Path, out: Path, params: P
     trainer.remove_callback(PrinterCallback)
     trainer.remove_callback(ProgressCallback)
     trainer.add_callback(_rich_progress_callback())
+    plan = plan_budget(trainer, budget)
+    apply_plan(trainer, plan)
+    if not is_smoke(base_path) and PartialState().is_main_process:
+        warn(real_run_warnings(plan, float(config.learning_rate), str(base_model)))
     return TrainSetup(
         trainer=trainer, base_path=base_path, base_spec=str(base_model),
         smoke_base=is_smoke(base_path), smoke_data=bool(mix_manifest.get("smoke_data")), mix_manifest=mix_manifest,
         template=template, precision="bf16" if config.bf16 else "fp16" if config.fp16 else "fp32",
-        device=str(config.device), n_train=len(train_ds), n_eval=n_eval,
+        device=str(config.device), n_train=len(train_ds), n_eval=n_eval, plan=plan,
     )
 
 
@@ -274,26 +287,30 @@ def _jsonable(config: dict[str, Any]) -> dict[str, Any]:
 
 def train(mix_dir: Path, base_model: str | Path, out: Path, params: Params, *, metrics_dir: Path | None = None,
           max_steps: int | None = None, template: str | None = None, packing: bool | None = None,
-          resume: bool = False) -> dict[str, Any]:
+          resume: bool = False, checkpoints: Path | None = None) -> dict[str, Any]:
     """Train one adapter; write it (with tokenizer and full config) to `out` and the loss curve and
-    throughput to `metrics_dir` (default: `out`). Returns the train metrics."""
+    throughput to `metrics_dir` (default: `out`). Returns the train metrics. Checkpoints go to
+    `checkpoints` (default OUT/checkpoints); with `resume`, a matching run's last checkpoint is resumed."""
     import peft
     import torch
     import transformers
     import trl
     from accelerate import PartialState
-    from transformers.trainer_utils import get_last_checkpoint
 
     out = Path(out)
     metrics_dir = Path(metrics_dir) if metrics_dir else out
-    checkpoints = out / CHECKPOINTS
+    checkpoints = Path(checkpoints) if checkpoints else out / CHECKPOINTS
     # One process per GPU under `accelerate launch` (per CPU socket under a MULTI_CPU config); created
     # here, before the Trainer, so it must say CPU when there is no GPU or multi-CPU runs stay single.
     state = PartialState(cpu=not torch.cuda.is_available())
-    last_checkpoint = get_last_checkpoint(str(checkpoints)) if resume and checkpoints.is_dir() else None
-    if not resume and checkpoints.exists() and state.is_main_process:
-        shutil.rmtree(checkpoints)  # a fresh run must not pick up another run's state
+    base_identity = {"spec": str(base_model), "manifest": read_manifest(base_model) if Path(base_model).is_dir()
+                     else {}}  # DVC always passes models/base_lm: its manifest tells models apart
+    fingerprint = run_fingerprint(params, _read_mix_manifest(Path(mix_dir)), base_identity,
+                                  check_template(template or params.training.template))
+    last_checkpoint = last_checkpoint_for(checkpoints, fingerprint, resume) if state.is_main_process else None
     state.wait_for_everyone()
+    if not state.is_main_process and resume:  # the main process kept or cleared them; follow its choice
+        last_checkpoint = complete_checkpoint(checkpoints) if checkpoints.is_dir() else None
     start_step, tokens_before = 0, 0
     if last_checkpoint:  # read before training: save_total_limit may delete this checkpoint
         from transformers import TrainerState
@@ -301,7 +318,7 @@ def train(mix_dir: Path, base_model: str | Path, out: Path, params: Params, *, m
         resumed = TrainerState.load_from_json(str(Path(last_checkpoint) / "trainer_state.json"))
         start_step, tokens_before = resumed.global_step, resumed.num_input_tokens_seen
     setup = prepare_training(mix_dir, base_model, out, params, max_steps=max_steps, template=template,
-                             packing=packing)
+                             packing=packing, checkpoints=checkpoints)
     trainer = setup.trainer
     eval_before = trainer.evaluate()["eval_loss"] if setup.n_eval else None
     result = trainer.train(resume_from_checkpoint=last_checkpoint)
@@ -327,6 +344,9 @@ def train(mix_dir: Path, base_model: str | Path, out: Path, params: Params, *, m
         "eval_loss_after": eval_after,
         "tokens_per_s": train_tokens / runtime if runtime > 0 else None,
         "train_tokens": train_tokens,
+        "tokens_seen": int(trainer.state.num_input_tokens_seen),  # the mixture's compute, resumed steps included
+        "epochs": round(float(trainer.state.epoch or 0.0), 4),
+        **setup.plan.as_metrics(),
         "train_runtime_s": runtime,
         "train_examples": setup.n_train,
         "eval_examples": setup.n_eval,
@@ -350,6 +370,7 @@ def train(mix_dir: Path, base_model: str | Path, out: Path, params: Params, *, m
         "lora": lora.model_dump(),
         "template": setup.template,
         "max_steps": trainer.args.max_steps,
+        "budget": setup.plan.as_metrics(),
         "max_eval_examples": params.training.max_eval_examples,
         "base_model": setup.base_spec,
         "base_model_path": str(setup.base_path),
@@ -360,10 +381,13 @@ def train(mix_dir: Path, base_model: str | Path, out: Path, params: Params, *, m
         "versions": {"trl": trl.__version__, "peft": peft.__version__, "transformers": transformers.__version__,
                      "torch": torch.__version__},
     }, out / "training_config.json")
+    write_json(setup.mix_manifest, out / "mixture.json")  # for the model card (polyinstruct push --kind model)
     write_json({"kind": "lora_adapter", "smoke": metrics["smoke"], "template": setup.template,
                 "base_model": setup.base_spec, "mixture": metrics["mixture"]}, out / "manifest.json")
     data_metrics, timing = split_timing(metrics, RUN_KEYS)
     write_json(data_metrics, metrics_dir / "train_metrics.json")
     write_timing(timing, metrics_dir / "train_metrics.json")
     write_csv_rows(curve, ["step", "loss"], metrics_dir / "loss.csv")
+    if not checkpoints.resolve().is_relative_to(out.resolve()):
+        shutil.rmtree(checkpoints, ignore_errors=True)  # kept only to resume a killed run; the adapter is in out
     return metrics

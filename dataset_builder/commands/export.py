@@ -79,11 +79,26 @@ def register(app: typer.Typer, model_app: typer.Typer) -> None:
         tag: Annotated[bool, typer.Option(
             "--tag", help="tag the uploaded Hub revision polyinstruct-<git commit> (from lineage.json)")] = False,
         params_path: ParamsOption = None,
+        kind: Annotated[str, typer.Option(
+            "--kind", help="dataset (an export folder) | model (an adapter folder, models/adapters/NAME)")] = "dataset",
+        data_card: Annotated[Path | None, typer.Option(
+            help="--kind model: the training data's card (default: the export's README.md)")] = None,
+        eval_table: Annotated[Path | None, typer.Option(
+            help="--kind model: evaluation table (default metrics/eval/NAME.md when present)")] = None,
+        base_license: Annotated[str | None, typer.Option(
+            help="--kind model: the base model's license id when its README.md has none")] = None,
     ) -> None:
-        """Upload an export folder to the Hugging Face Hub (token: HF_TOKEN or `hf auth login`)."""
+        """Upload an export folder (or, with --kind model, a LoRA adapter) to the Hugging Face Hub (token:
+        HF_TOKEN or `hf auth login`)."""
         from dataset_builder.hub import push_export
 
         get_params(params_path)  # a broken params.yaml fails here, as for every command
+        if kind != "dataset":
+            from dataset_builder.commands.push_model import push_model
+
+            push_model(export_dir, repo_id, kind=kind, private=private, dry_run=dry_run, data_card=data_card,
+                       eval_table=eval_table, base_license=base_license)
+            return
         result = push_export(export_dir, repo_id, private=private, revision=revision, create_pr=create_pr,
                              dry_run=dry_run, tag=tag)
         plan = result.plan

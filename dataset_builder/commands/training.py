@@ -70,14 +70,18 @@ def register(app: typer.Typer, model_app: typer.Typer) -> None:
         mix_dir: Annotated[Path, typer.Option("--mix", help="a mixture directory (polyinstruct mix)")],
         out: Annotated[Path, typer.Option(help="adapter output directory")],
         base_model: Annotated[str, typer.Option(help="`smoke`, a Hub id, or a model directory")] = "models/base_lm",
-        max_steps: Annotated[int | None, typer.Option(help="optimisation steps (default training.max_steps)")] = (
+        max_steps: Annotated[int | None, typer.Option(help="optimisation steps (default: training.budget)")] = (
             None),
         template: Annotated[str | None, typer.Option(help="alpaca|bactrian|chat (default training.template)")] = (
             None),
         packing: Annotated[bool | None, typer.Option("--packing/--no-packing", help="default training.packing")] = (
             None),
         metrics: Annotated[Path | None, typer.Option(help="directory for train_metrics.json and loss.csv")] = None,
-        resume: Annotated[bool, typer.Option("--resume", help="continue from OUT/checkpoints if present")] = False,
+        resume: Annotated[bool, typer.Option("--resume", help="continue from the last checkpoint of the same run")] = (
+            False),
+        checkpoints: Annotated[Path | None, typer.Option(
+            help="checkpoint folder (default OUT/checkpoints); outside OUT it survives dvc repro and is removed"
+                 " after a successful run")] = None,
         params_path: ParamsOption = None,
     ) -> None:
         """Train a LoRA adapter on a mixture with TRL's SFTTrainer (loss on responses only)."""
@@ -85,13 +89,16 @@ def register(app: typer.Typer, model_app: typer.Typer) -> None:
 
         ensure_writable(folders=(out, metrics))
         result = run_train(mix_dir, base_model, out, get_params(params_path), metrics_dir=metrics,
-                           max_steps=max_steps, template=template, packing=packing, resume=resume)
+                           max_steps=max_steps, template=template, packing=packing, resume=resume,
+                           checkpoints=checkpoints)
         from accelerate import PartialState
 
         if not PartialState().is_main_process:  # under accelerate launch / torchrun: one line, not one per rank
             return
         smoke = f" [{result['note']}]" if result["smoke"] else ""
-        typer.echo(f"train {result['mixture']}: {result['steps']} steps, loss {result['first_loss']:.4f} -> "
+        resumed = f" (resumed from step {result['resumed_from_step']})" if result["resumed_from_step"] else ""
+        typer.echo(f"train {result['mixture']}: {result['steps']} steps{resumed}, {result['tokens_seen']:,} tokens,"
+                   f" {result['epochs']:g} epochs, loss {result['first_loss']:.4f} -> "
                    f"{result['last_loss']:.4f}, {result['tokens_per_s'] or 0:,.0f} tokens/s -> {out}{smoke}")
 
     @app.command("evaluate")

@@ -44,7 +44,7 @@ def test_unknown_code_suggests_close_codes() -> None:
 def test_named_sets() -> None:
     assert len(language_set("bactrian-x")) == 52
     chen = {lang.iso639_1 for lang in language_set("chen2024")}
-    assert chen == {"bg", "cs", "de", "es", "fi", "fr", "ru", "zh", "en"}
+    assert chen == {"bg", "cs", "de", "es", "fi", "fr", "pt", "ru", "zh", "en"}
     assert "eng_Latn" in LANGUAGE_SETS["demo"]
     with pytest.raises(PolyinstructError, match="choose one of"):
         language_set("nope")

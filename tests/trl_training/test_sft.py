@@ -124,7 +124,7 @@ def test_resume_continues_from_the_checkpoint(memorise_mix: Path, smoke_lm: Path
 @pytest.mark.parametrize(("sft", "message"), [
     ({"learning_rat": 0.1}, "params.training.sft.learning_rat: not a field of trl.SFTConfig; did you mean"
                             " learning_rate"),
-    ({"max_steps": 5}, "params.training.sft.max_steps: set by training.max_steps or --max-steps"),
+    ({"max_steps": 5}, "params.training.sft.max_steps: set by training.budget"),
     ({"lr_scheduler_type": "sideways"}, "params.training.sft: trl.SFTConfig rejected it"),
 ])
 def test_bad_sft_config_is_one_line(memorise_mix: Path, smoke_lm: Path, tmp_path: Path, sft: dict,
