@@ -16,7 +16,6 @@ import contextlib
 import json
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,51 +25,14 @@ from dataset_builder.artifacts import write_json
 from dataset_builder.models.lm import TOKENIZER_FILES, is_smoke, resolve_base_lm
 from dataset_builder.progress import progress_bar
 from schemas.errors import PolyinstructError
-from schemas.languages import UnknownLanguageError, resolve
 from schemas.params import Params
 from trl_training.mixtures import read_export_split
+from trl_training.prompt_files import PromptSet, read_prompt_file
 from trl_training.templates import encode_examples, encode_prompts
 
 SMOKE_NOTE = ("SMOKE: the base model has random weights (a smoke model); these numbers test the pipeline, not"
               " the method.")
 SMOKE_DATA_NOTE = "SMOKE: the adapter was trained on output of a smoke (random-weight) translation model."
-
-
-@dataclass(frozen=True)
-class PromptSet:
-    lang: str  # FLORES-200
-    source: str  # a file path, or "export test split"
-    ids: list[str]
-    instructions: list[str]
-    inputs: list[str]
-
-
-def read_prompt_file(path: Path) -> PromptSet:
-    """`{id, prompt}` JSON lines; the language is the last `_` part of the file name (test_fr.jsonl)."""
-    path = Path(path)
-    if not path.is_file():
-        raise PolyinstructError(f"{path}: prompt file not found")
-    suffix = path.stem.rsplit("_", 1)[-1]
-    try:
-        lang = resolve(suffix).flores
-    except UnknownLanguageError:
-        raise PolyinstructError(f"{path}: cannot tell the prompts' language from the name; name the file like"
-                                " test_fr.jsonl or prompts_fra_Latn.jsonl (suffix = a language code)") from None
-    ids, prompts = [], []
-    for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as err:
-            raise PolyinstructError(f"{path}:{lineno}: not valid JSON ({err.msg})") from None
-        if not isinstance(record, dict) or not isinstance(record.get("prompt"), str):
-            raise PolyinstructError(f"{path}:{lineno}: expected an object with a string `prompt` (and an `id`)")
-        ids.append(str(record.get("id", lineno)))
-        prompts.append(record["prompt"])
-    if not prompts:
-        raise PolyinstructError(f"{path}: no prompts; each line is {{\"id\": ..., \"prompt\": ...}}")
-    return PromptSet(lang=lang, source=str(path), ids=ids, instructions=prompts, inputs=[""] * len(prompts))
 
 
 def _load(base_model: str | Path, adapter: Path, params: Params) -> tuple[Any, Any, Path, dict[str, Any]]:
