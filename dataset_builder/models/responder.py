@@ -93,9 +93,9 @@ def _cached(hf_dir: Path, model_id: str, revision: str, smoke: bool, params: Par
 # A random LM almost never samples EOS, so every smoke answer would run to max_new_tokens and be
 # rejected as truncated. One hidden dimension is therefore wired to carry a constant (a large, fixed
 # embedding component), and the EOS row of lm_head reads it: sampled at temperature 1, EOS then comes
-# with probability ~0.14 per token (median answer ~5 tokens). Greedy decoding would stop at once.
+# with probability ~0.2 per token (a few tokens per answer). Greedy decoding would stop at once.
 SMOKE_STOP_EMBEDDING = 2.0
-SMOKE_STOP_LOGIT = 5.2
+SMOKE_STOP_LOGIT = 6.0
 
 
 def _wire_smoke_stop(hf_dir: Path, seed: int) -> None:
