@@ -104,7 +104,7 @@ def test_bad_prompt_files(tmp_path: Path, shared_data: Path) -> None:
     prompts = read_prompt_file(broken)
     assert prompts.instructions == ["Bonjour"]
     assert [(q.line, q.reason.split(" (")[0]) for q in prompts.quarantined] == [
-        (2, "not valid JSON"), (3, "expected an object with a string `prompt` (and an `id`)")]
+        (2, "not valid JSON"), (3, "expected an object with a string `prompt`")]
     nothing = tmp_path / "prompts_fra_Latn.jsonl"  # a FLORES-200 suffix names the language too
     nothing.write_text('{"id": 2,\n')
     with pytest.raises(PolyinstructError, match="prompts_fra_Latn.jsonl: no usable prompts"):
