@@ -109,9 +109,9 @@ def model_prepare(
 
 
 def _register_areas() -> None:
-    from dataset_builder.commands import export, quality, respond, training, translate, validation
+    from dataset_builder.commands import evaluation, export, quality, respond, training, translate, validation
 
-    for area in (translate, respond, quality, validation, export, training):
+    for area in (translate, respond, quality, validation, export, training, evaluation):
         area.register(app, model_app)
 
 
