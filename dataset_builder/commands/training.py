@@ -100,6 +100,9 @@ def register(app: typer.Typer, model_app: typer.Typer) -> None:
             "data/export"),
         prompts: Annotated[list[Path] | None, typer.Option(
             help="{id, prompt} JSONL file(s), language from the name (test_fr.jsonl); repeatable")] = None,
+        more_prompts: Annotated[list[Path] | None, typer.Argument(
+            metavar="[PROMPT_FILES]...", help="more prompt files (so `--prompts test_*.jsonl` works unquoted)",
+            show_default=False)] = None,
         judge: Annotated[str | None, typer.Option(
             help="judge the generations with this LM: `smoke`, a Hub id, an HF or CTranslate2 dir (default"
                  " evaluate.judge.model)")] = None,
@@ -113,7 +116,8 @@ def register(app: typer.Typer, model_app: typer.Typer) -> None:
         params = get_params(params_path)
         judge_model = judge or params.evaluate.judge.model
         backend = open_judge(judge_model, params) if judge_model else None
-        result = run_evaluate(base_model, adapter, data, out, params, prompt_files=prompts or (), judge=backend)
+        files = [*(prompts or []), *(more_prompts or [])]
+        result = run_evaluate(base_model, adapter, data, out, params, prompt_files=files, judge=backend)
         for q in result["quarantined"]:
             typer.echo(f"warning: {q['file']}:{q['line']}: quarantined ({q['reason']})", err=True)
         overall = result["overall"]
