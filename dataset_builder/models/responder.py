@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import shutil
 import tempfile
 from pathlib import Path
@@ -91,26 +92,37 @@ def _cached(hf_dir: Path, model_id: str, revision: str, smoke: bool, params: Par
 
 
 # A random LM almost never samples EOS, so every smoke answer would run to max_new_tokens and be
-# rejected as truncated. One hidden dimension is therefore wired to carry a constant (a large, fixed
-# embedding component), and the EOS row of lm_head reads it: sampled at temperature 1, EOS then comes
-# with probability ~0.2 per token (a few tokens per answer). Greedy decoding would stop at once.
+# rejected as truncated. One hidden dimension is therefore wired to carry a constant (a fixed embedding
+# component that no layer writes to), and lm_head reads it: the EOS row so that, sampled at temperature 1, EOS comes
+# with probability ~0.1 per token (about ten tokens per answer; greedy decoding would stop at once), and
+# the rows of byte-level tokens that are not whole UTF-8 characters so that they are never sampled
+# (their bytes would decode to U+FFFD, which the filter rightly rejects as bad_chars).
 SMOKE_STOP_EMBEDDING = 2.0
-SMOKE_STOP_LOGIT = 6.0
+SMOKE_STOP_LOGIT = 5.0
+SMOKE_BANNED_LOGIT = -30.0
+BAD_CHAR = re.compile("[\ufffd\x00-\x08\x0b-\x1f\x7f-\x9f]")  # what the filter's bad_chars check rejects
 
 
-def _wire_smoke_stop(hf_dir: Path, seed: int) -> None:
+def _wire_smoke_behaviour(hf_dir: Path, seed: int) -> None:
     import torch
-    from transformers import LlamaForCausalLM
+    from transformers import AutoTokenizer, LlamaForCausalLM
 
     model = LlamaForCausalLM.from_pretrained(str(hf_dir))
+    tokenizer = AutoTokenizer.from_pretrained(str(hf_dir))
     eos = model.config.eos_token_id
+    # Not whole characters, or control characters: random byte soup a real LM would not emit.
+    partial = [i for i in range(len(tokenizer)) if BAD_CHAR.search(tokenizer.decode([i]))]
     generator = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         model.model.embed_tokens.weight[:, 0] = SMOKE_STOP_EMBEDDING
+        for layer in model.model.layers:  # nothing writes into dimension 0 of the residual stream
+            layer.self_attn.o_proj.weight[0, :] = 0.0
+            layer.mlp.down_proj.weight[0, :] = 0.0
         model.lm_head.weight[:, 0] = 0.0
         sample = torch.randint(16, model.config.vocab_size, (16, 32), generator=generator)
         carried = float(model.model(sample).last_hidden_state[..., 0].mean())
         model.lm_head.weight[eos, 0] = SMOKE_STOP_LOGIT / carried
+        model.lm_head.weight[partial, 0] = SMOKE_BANNED_LOGIT / carried
     model.save_pretrained(str(hf_dir))
 
 
@@ -119,7 +131,7 @@ def build_smoke_responder(out: Path, seed: int = 0, quantization: str = "int8") 
     converted to CTranslate2 in `out`. Its answers are noise, and every row says smoke."""
     with tempfile.TemporaryDirectory(prefix="smoke-responder-") as tmp:
         hf_dir = build_smoke_lm(Path(tmp) / "hf", seed)
-        _wire_smoke_stop(hf_dir, seed)
+        _wire_smoke_behaviour(hf_dir, seed)
         return _convert(hf_dir, Path(out), quantization, f"smoke-llama-seed{seed}", f"seed-{seed}", True)
 
 
