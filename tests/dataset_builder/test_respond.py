@@ -135,3 +135,25 @@ def test_cli_respond_and_bad_input_is_one_line(responder: Path, tmp_path: Path,
     code = run_cli(monkeypatch, "respond", "--in", str(src), "--lang", "rus_Cyrl", "--model", str(responder))
     err = capsys.readouterr().err
     assert code == 2 and err.count("\n") == 1 and "holds rows in fra_Latn" in err
+
+
+def test_offline_hub_responder_is_one_clear_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from dataset_builder.models.responder import resolve_responder
+    from schemas.errors import PolyinstructError
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    params = parse_params({"models": {"cache_dir": str(tmp_path)}})
+    with pytest.raises(PolyinstructError, match="Qwen/Qwen2.5-0.5B-Instruct") as err:
+        resolve_responder("Qwen/Qwen2.5-0.5B-Instruct", params)
+    assert "\n" not in str(err.value)
+
+
+def test_recipe_params_are_checked_before_any_work() -> None:
+    from schemas.errors import PolyinstructError
+
+    with pytest.raises(PolyinstructError, match="mode generate needs languages"):
+        parse_params({"responses": {"mode": "generate"}})
+    with pytest.raises(PolyinstructError, match="exactly languages.targets"):
+        parse_params({"responses": {"mode": "generate", "languages": ["fr"], "records": "data/responded"}})
+    with pytest.raises(PolyinstructError, match="mode translate generates nothing"):
+        parse_params({"responses": {"languages": ["fr"]}})
