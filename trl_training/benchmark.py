@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -40,10 +41,10 @@ def language_of_task(task: str) -> str | None:
     return None
 
 
-def _dataset_paths(task_manager: Any, tasks: Sequence[str]) -> list[str]:
+def _dataset_paths(tasks_index: Any, tasks: Sequence[str]) -> list[str]:
     """The datasets (`dataset_path`) the tasks, groups or tags read, from lm-eval's task index
     (parsed YAML, nothing loaded), for the offline error line."""
-    index = task_manager.task_index
+    index = tasks_index.task_index
     found: set[str] = set()
     seen: set[str] = set()
 
@@ -65,14 +66,21 @@ def _dataset_paths(task_manager: Any, tasks: Sequence[str]) -> list[str]:
     return sorted(found)
 
 
+@cache
+def task_manager(include_path: str | None = None) -> Any:
+    """lm-eval's task index (it parses every task YAML: build it once per process and include path)."""
+    from lm_eval.tasks import TaskManager
+
+    return TaskManager(include_path=include_path)
+
+
 def _run(base_path: Path, adapter: Path | None, tasks: Sequence[str], limit: int | None, num_fewshot: int,
          batch_size: int, include_path: Path | None, apply_chat_template: bool) -> dict[str, Any]:
     import lm_eval
     import torch
-    from lm_eval.tasks import TaskManager
 
-    task_manager = TaskManager(include_path=str(include_path) if include_path else None)
-    unknown = [t for t in tasks if not task_manager.match_tasks([t])]
+    tasks_index = task_manager(str(include_path) if include_path else None)
+    unknown = [t for t in tasks if not tasks_index.match_tasks([t])]
     if unknown:
         raise PolyinstructError(f"benchmark: unknown task(s) {', '.join(unknown)}; use lm-eval task names"
                                 " (`lm_eval ls tasks`) or pass --include-path DIR with local task YAMLs")
@@ -82,13 +90,13 @@ def _run(base_path: Path, adapter: Path | None, tasks: Sequence[str], limit: int
     try:
         results = lm_eval.simple_evaluate(
             model="hf", model_args=model_args, tasks=list(tasks), num_fewshot=num_fewshot, batch_size=batch_size,
-            limit=limit, task_manager=task_manager, device="cuda" if torch.cuda.is_available() else "cpu",
+            limit=limit, task_manager=tasks_index, device="cuda" if torch.cuda.is_available() else "cpu",
             apply_chat_template=apply_chat_template, log_samples=True,
             bootstrap_iters=0)
     except Exception as err:  # noqa: BLE001 - datasets/hub raise many types; name the dataset instead
         text = f"{type(err).__name__}: {err}".lower()
         if any(word in text for word in _FETCH_WORDS):
-            datasets = _dataset_paths(task_manager, tasks) or list(tasks)
+            datasets = _dataset_paths(tasks_index, tasks) or list(tasks)
             raise PolyinstructError(
                 f"benchmark: cannot load the dataset(s) {', '.join(datasets)} (offline or not on the Hub); run"
                 " where the Hub is reachable once (the datasets cache keeps them), or pass --include-path DIR"

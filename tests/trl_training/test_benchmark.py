@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from schemas.errors import PolyinstructError
-from trl_training.benchmark import _dataset_paths, benchmark, language_of_task
+from trl_training.benchmark import _dataset_paths, benchmark, language_of_task, task_manager
 
 pytestmark = [pytest.mark.slow, pytest.mark.filterwarnings("ignore:.*is_gradient_checkpointing.*:FutureWarning")]
 
@@ -67,12 +67,10 @@ def test_the_adapter_was_applied(result: dict[str, Any]) -> None:
 
 
 def test_task_names_and_hub_datasets() -> None:
-    from lm_eval.tasks import TaskManager
-
     assert language_of_task("xcopa_et") == "est_Latn" and language_of_task("belebele_fra_Latn") == "fra_Latn"
     assert language_of_task("local_mc") is None
     # What the offline error names: the Hub datasets behind the default task set, from the task index.
-    assert _dataset_paths(TaskManager(), ["xcopa_et", "belebele"]) == ["cambridgeltl/xcopa", "facebook/belebele"]
+    assert _dataset_paths(task_manager(), ["xcopa_et", "belebele"]) == ["cambridgeltl/xcopa", "facebook/belebele"]
 
 
 def test_unknown_task_is_one_line(trained: dict[str, Any], smoke_lm: Path, tmp_path: Path) -> None:
