@@ -117,6 +117,7 @@ def judged(trained: dict[str, Any], smoke_lm: Path, export_dir: Path,
     return {"result": result, "out": out, "first": first, "again": again.stats()}
 
 
+@pytest.mark.slow
 def test_judged_evaluation_on_the_smoke_judge(judged: dict[str, Any]) -> None:
     result = judged["result"]
     row = result["languages"]["fra_Latn"]
@@ -137,6 +138,7 @@ def test_judged_evaluation_on_the_smoke_judge(judged: dict[str, Any]) -> None:
     assert json.loads(judged["out"].read_text(encoding="utf-8"))["judge"]["model"] == row["judge_model"]
 
 
+@pytest.mark.slow
 def test_judge_memory_answers_a_rerun(judged: dict[str, Any]) -> None:
     assert judged["first"]["generated"] > 0
     assert judged["again"]["generated"] == 0
