@@ -156,8 +156,8 @@ def run(quick: bool = False, threads: int | None = None) -> dict[str, Any]:
     import ctranslate2
     import torch
 
+    from dataset_builder.devices import cpu_threads
     from dataset_builder.models.nllb import NLLB_600M_ARCH, NLLB_VOCAB_SIZE
-    from dataset_builder.translate import cpu_threads
 
     arch, vocab = (QUICK_ARCH, QUICK_VOCAB) if quick else (NLLB_600M_ARCH, NLLB_VOCAB_SIZE)
     # Full: 48 sentences in 3 batches keeps PyTorch (the slow side) to a few minutes on 2 cores.

@@ -93,16 +93,20 @@ def model_prepare(
     translation_out: Annotated[Path, typer.Option(help="CTranslate2 translation model dir")] = Path(
         "models/translation"),
     base_lm_out: Annotated[Path, typer.Option(help="base LM dir for SFT")] = Path("models/base_lm"),
+    responder_out: Annotated[Path | None, typer.Option(
+        help="also prepare models.responder (CTranslate2 Generator) here")] = None,
     params_path: ParamsOption = None,
 ) -> None:
     """Make the models params.yaml names ready: smoke models are built, Hub models downloaded and converted."""
     from dataset_builder.models.lm import prepare_base_lm
     from dataset_builder.models.nllb import prepare_translation_model
+    from dataset_builder.models.responder import prepare_responder
 
     params = get_params(params_path)
     for kind, spec, out, prepare in (
         ("translation", params.models.translation, translation_out, prepare_translation_model),
         ("base LM", params.models.base_lm, base_lm_out, prepare_base_lm),
+        *((("responder", params.models.responder, responder_out, prepare_responder),) if responder_out else ()),
     ):
         prepare(spec, out, params)
         note = " (SMOKE MODEL: random weights, output is not a real translation/answer)" if spec == "smoke" else ""
@@ -110,9 +114,20 @@ def model_prepare(
 
 
 def _register_areas() -> None:
-    from dataset_builder.commands import doctor, export, quality, recipes, report, training, translate, validation
+    from dataset_builder.commands import (
+        doctor,
+        evaluation,
+        export,
+        quality,
+        recipes,
+        report,
+        respond,
+        training,
+        translate,
+        validation,
+    )
 
-    for area in (translate, quality, validation, export, training, report, doctor, recipes):
+    for area in (translate, respond, quality, validation, export, training, evaluation, report, doctor, recipes):
         area.register(app, model_app)
 
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from dataset_builder.device import cuda_device_count
+from dataset_builder.devices import cuda_device_count
 from dataset_builder.models.lm import build_smoke_lm
 from dataset_builder.models.nllb import build_smoke_nllb, load_tokenizer
 

@@ -12,7 +12,7 @@ from typing import Any
 import yaml
 
 from schemas.errors import PolyinstructError
-from schemas.params import parse_params
+from schemas.params import PACKAGED_SAMPLE, parse_params
 
 RECIPES_DIR = Path(__file__).resolve().parents[1] / "recipes"
 SMOKE_LORA_TARGETS = ["q_proj", "v_proj"]  # the smoke base LM is a Llama: the presets' module names exist
@@ -48,10 +48,13 @@ def shrink(raw: dict[str, Any], *, limit: int = 20, languages: int = 1, mixtures
     data = out["data"]
     if sources is None:
         data.pop("sources", None)
-        data["source"] = "embedded"
+        data.update(source=PACKAGED_SAMPLE, source_name="sample")
     else:
         data["sources"] = [{**s, "source": sources[s["name"]], "revision": None, "config": None}
                            for s in data.get("sources", []) if s["name"] in sources]
+        # DVC hashes `data.source`: the folder of the local files, so an edited one reruns ingest.
+        folders = {str(Path(path).parent) for path in sources.values()}
+        data["source"] = folders.pop() if len(folders) == 1 else PACKAGED_SAMPLE
     data["limit"] = limit
     targets = out["languages"]["targets"][:languages]
     out["languages"]["targets"] = targets
@@ -65,9 +68,10 @@ def shrink(raw: dict[str, Any], *, limit: int = 20, languages: int = 1, mixtures
             m["lang"] = out["languages"]["source"]
     out["mixtures"] = chosen
     out["models"].update(translation="smoke", base_lm="smoke", responder="smoke")
+    if out.get("responses", {}).get("mode") == "generate":
+        out["responses"].update(languages=targets, records="data/responded",
+                                decoding={"max_new_tokens": 8, "temperature": 1.0, "seed": 0})
     out["translate"].update(device="auto", device_index=[0], beam_size=1, backend="local", ray_gpus_per_worker=0.0)
-    # Smoke translations are in no language: language ID would (rightly) reject all of them.
-    out["quality"]["filters"]["lang_id"]["enabled"] = False
     out["export"].update(validation_fraction=0.1, test_fraction=0.1)
     training = out["training"]
     training.update(budget={"steps": steps}, max_eval_examples=2)

@@ -23,10 +23,8 @@ from __future__ import annotations
 
 import hashlib
 import inspect
-import json
 import math
 import multiprocessing
-import os
 import sys
 import time
 from collections import Counter
@@ -41,8 +39,15 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from dataset_builder.artifacts import parquet_rows, read_table, write_json, write_parquet
-from dataset_builder.device import check_planned_work, choose_device
+from dataset_builder.devices import (
+    check_planned_work,
+    cpu_threads,
+    length_batches,
+    resolve_compute_type,
+    resolve_device,
+)
 from dataset_builder.ledger import check_conservation, refuse_empty_output, rejects_table, write_rejects
+from dataset_builder.memory import ShardMemory, pending_order, run_in_shards
 from dataset_builder.segment import (
     Piece,
     Segmented,
@@ -89,29 +94,7 @@ class UnitTranslator(Protocol):
     def __call__(self, units: Sequence[str]) -> list[UnitResult]: ...
 
 
-# --- device and engine ----------------------------------------------------------------------------
-
-
-def resolve_device(requested: str) -> str:
-    return choose_device(requested)
-
-
-def resolve_compute_type(requested: str, device: str) -> str:
-    import ctranslate2
-
-    compute = ("int8_float16" if device == "cuda" else "int8") if requested == "auto" else requested
-    supported = sorted(ctranslate2.get_supported_compute_types(device))
-    if compute not in supported:
-        raise PolyinstructError(f"compute type {compute} is not supported on {device}; choose one of"
-                                f" {', '.join(supported)} (translate.compute_type or --compute-type)")
-    return compute
-
-
-def cpu_threads() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        return os.cpu_count() or 1
+# --- engine ----------------------------------------------------------------------------------------
 
 
 @dataclass
@@ -198,7 +181,7 @@ class CTranslate2Engine:
         limits = [self.decoding_limit(n) for n in lengths]
         eos = tokenizer.eos_token
         pending = []
-        for batch in self._batches(lengths):
+        for batch in length_batches(lengths, self.settings.max_batch_tokens):
             pending.append((batch, self.translator.translate_batch(
                 [sources[i] for i in batch],
                 target_prefix=[[self.tgt_lang]] * len(batch),
@@ -252,76 +235,27 @@ def memory_key(model: str, src_lang: str, tgt_lang: str, settings: TranslatePara
     }
 
 
-class TranslationMemory:
-    """Immutable Parquet shards under `root/<key digest>/`; a shard is named by the hash of its units,
-    so writing the same work twice (a rerun, two workers) is harmless."""
+class TranslationMemory(ShardMemory):
+    """The translation memory: unit -> UnitResult, in immutable Parquet shards (dataset_builder.memory)."""
 
     def __init__(self, root: Path | str, key: dict[str, Any]) -> None:
-        self.key = key
-        digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
-        self.directory = Path(root) / digest
-
-    def shards(self) -> list[Path]:
-        return sorted(self.directory.glob("shard-*.parquet")) if self.directory.is_dir() else []
+        super().__init__(root, key, MEMORY_COLUMNS, "translation memory")
 
     def lookup(self, units: Iterable[str]) -> dict[str, UnitResult]:
-        """Cached results for those of `units` the memory holds (one DuckDB semi-join)."""
-        files = self.shards()
-        wanted = pa.table({"unit": pa.array(list(units), pa.string())})
-        if not files or not wanted.num_rows:
-            return {}
-        import duckdb
-
-        con = duckdb.connect()
-        try:
-            con.register("wanted", wanted)
-            found = con.sql(
-                """SELECT unit, translation, source_tokens, target_tokens, truncated FROM (
-                     SELECT *, row_number() OVER (PARTITION BY unit ORDER BY filename) AS copy
-                     FROM read_parquet($files, filename = true)
-                     WHERE unit IN (SELECT unit FROM wanted)) WHERE copy = 1""",
-                params={"files": [str(f) for f in files]},
-            ).to_arrow_table()
-        except duckdb.Error as err:
-            raise PolyinstructError(f"{self.directory}: translation memory unreadable ({str(err).splitlines()[0]});"
-                                    " delete the directory to rebuild it") from None
-        finally:
-            con.close()
-        cols = found.to_pydict()
-        return {u: UnitResult(t, s, g, k) for u, t, s, g, k in zip(
-            cols["unit"], cols["translation"], cols["source_tokens"], cols["target_tokens"], cols["truncated"],
-            strict=True)}
+        """Cached results for those of `units` the memory holds."""
+        return {u: UnitResult(*row) for u, row in self.lookup_rows(units).items()}
 
     def write_shard(self, units: Sequence[str], results: Sequence[UnitResult]) -> Path:
-        if not self.directory.is_dir():
-            self.directory.mkdir(parents=True, exist_ok=True)
-            write_json(self.key, self.directory / "key.json")
-        digest = hashlib.sha256("\0".join(units).encode()).hexdigest()[:20]
-        table = pa.table({
-            "unit": list(units), "translation": [r.translation for r in results],
-            "source_tokens": [r.source_tokens for r in results], "target_tokens": [r.target_tokens for r in results],
-            "truncated": [r.truncated for r in results],
+        return self.write_rows(units, {
+            "translation": [r.translation for r in results], "source_tokens": [r.source_tokens for r in results],
+            "target_tokens": [r.target_tokens for r in results], "truncated": [r.truncated for r in results],
         })
-        return write_parquet(table, self.directory / f"shard-{digest}.parquet", MEMORY_COLUMNS)
 
 
 def translate_pending(pending: Sequence[str], translate_units: UnitTranslator, memory: TranslationMemory,
                       shard_units: int) -> dict[str, UnitResult]:
-    """Translate units shard by shard, each shard persisted before the next starts. Pending units
-    come in a fixed order (by length, then text), so a resumed run cuts the same shards."""
-    done: dict[str, UnitResult] = {}
-    for start in range(0, len(pending), shard_units):
-        chunk = list(pending[start:start + shard_units])
-        results = translate_units(chunk)
-        if len(results) != len(chunk):
-            raise RuntimeError(f"translator returned {len(results)} results for {len(chunk)} units")
-        memory.write_shard(chunk, results)
-        done.update(zip(chunk, results, strict=True))
-    return done
-
-
-def pending_order(units: Iterable[str]) -> list[str]:
-    return sorted(set(units), key=lambda u: (len(u), u))
+    """Translate units shard by shard, each shard persisted before the next starts (run_in_shards)."""
+    return run_in_shards(pending, translate_units, memory, shard_units)
 
 
 # --- the stage ------------------------------------------------------------------------------------

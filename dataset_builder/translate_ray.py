@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
+from dataset_builder.devices import resolve_compute_type, resolve_device
 from schemas.errors import PolyinstructError
 from schemas.params import TranslateParams
 
@@ -85,8 +86,6 @@ def resolve_ray_device(settings: TranslateParams) -> tuple[str, str]:
     """(device, compute_type) of the Ray workers, checked before any work (Ray installed included).
     The device follows `ray_gpus_per_worker`, not the driver's hardware: the driver only plans and
     writes, and may well have no GPU."""
-    from dataset_builder.translate import resolve_compute_type
-
     require_ray()
     device = "cuda" if settings.ray_gpus_per_worker > 0 else "cpu"
     if settings.device not in ("auto", device):
@@ -131,7 +130,7 @@ class ShardTranslator:
     """A Ray Data actor: one CTranslate2 translator, fed whole memory shards (one per call)."""
 
     def __init__(self, spec: WorkerSpec) -> None:
-        from dataset_builder.translate import CTranslate2Engine, resolve_compute_type, resolve_device
+        from dataset_builder.translate import CTranslate2Engine
 
         model_dir = Path(spec.model_dir)
         if not model_dir.is_dir():

@@ -36,7 +36,7 @@ from dataset_builder.artifacts import (
 from dataset_builder.ledger import check_conservation, refuse_empty_output, write_rejects
 from dataset_builder.models import SMOKE_MODEL_PREFIX
 from dataset_builder.progress import progress_bar
-from quality import dedup, filters, langid
+from quality import dedup, filters, langid, response_checks
 from schemas.errors import PolyinstructError
 from schemas.languages import UnknownLanguageError, resolve
 from schemas.params import Params
@@ -54,7 +54,7 @@ STAGE = "filter"
 # Extra columns of our translate stage, with their Arrow types; absent ones are NULL and get defaults.
 EXTRA_COLUMNS: dict[str, pa.DataType] = {
     "model": pa.string(), "smoke": pa.bool_(), "truncated_fields": pa.list_(pa.string()),
-    "protected_spans_ok": pa.bool_(), "kept_verbatim": pa.bool_(),
+    "protected_spans_ok": pa.bool_(), "kept_verbatim": pa.bool_(), "output_model": pa.string(),
 }
 PLOT_ROWS = 3000  # at most this many points in length_ratio.csv, spread evenly over languages
 
@@ -371,6 +371,9 @@ def run_filter(source: Path, translated: Path, out_dir: Path, rejects: Path, met
                 skipped["length_ratio"] = (f"fewer than {fparams.length_ratio.min_rows} rows with a source of >= "
                                            f"{fparams.length_ratio.min_source_chars} chars in: {', '.join(few)}")
         checks = filters.sql_checks(fparams, has_truncated)
+        con.execute(f"CREATE TABLE response_flags AS {response_checks.flags_sql('rows', fparams)}")
+        if con.execute("SELECT count(*) FROM response_flags").fetchall()[0][0]:  # generated outputs present
+            checks += response_checks.checks(fparams)
         con.execute(f"CREATE TABLE verdict AS {filters.verdict_sql(checks)}")
         progress.update(task, total=1, completed=1)
         lap("sql_checks")
@@ -428,7 +431,8 @@ FROM verdict v LEFT JOIN dup d USING (rid) LEFT JOIN near n USING (rid) LEFT JOI
         for name, switch in (("empty", fparams.empty), ("bad_chars", fparams.bad_chars),
                              ("truncated", fparams.truncated), ("placeholder", fparams.placeholder),
                              ("repetition", fparams.repetition), ("untranslated", fparams.untranslated),
-                             ("length_ratio", fparams.length_ratio), ("lang_id", fparams.lang_id)):
+                             ("length_ratio", fparams.length_ratio), ("lang_id", fparams.lang_id),
+                             ("refusal", fparams.refusal), ("assistant_chatter", fparams.assistant_chatter)):
             if not switch.enabled:
                 skipped[name] = f"disabled in params (quality.filters.{name}.enabled: false)"
         metrics, counts_in, by_reason = _metrics(con, params, reasons, skipped)

@@ -34,6 +34,10 @@ class SourceParams(_Section):
     limit: int | None = Field(default=None, ge=1)  # this source's first N records (else data.limit)
 
 
+# The embedded sample as a path relative to the project root: the default `data.source` of params.yaml.
+PACKAGED_SAMPLE = "dataset_builder/data/sample_alpaca.json"
+
+
 class DataParams(_Section):
     # `embedded` (the sample shipped in the package), a file path, or `hf:ORG/NAME`.
     source: str = "embedded"
@@ -53,10 +57,14 @@ class DataParams(_Section):
     @model_validator(mode="after")
     def _one_source_form(self) -> DataParams:
         # By value, not by fields set: params are dumped and re-validated with overrides (the CLI).
-        single = (self.source != "embedded" or self.format != "auto" or self.column_map or self.source_name
+        # With several sources, `source` only anchors DVC's dependency (dvc.yaml hashes `${data.source}`):
+        # the packaged sample (nothing to track), or the folder holding the sources' local files.
+        anchor = self.source in ("embedded", PACKAGED_SAMPLE) or Path(self.source).is_dir()
+        single = (not anchor or self.format != "auto" or self.column_map or self.source_name
                   or self.revision or self.config)
         if self.sources and single:
-            raise ValueError("give data.source (one input) or data.sources (several), not both")
+            raise ValueError("give data.source (one input) or data.sources (several), not both; with sources,"
+                             " data.source may only name the folder holding their local files (for DVC)")
         names = [s.name for s in self.sources]
         if len(set(names)) != len(names):
             raise ValueError(f"data.sources: names must be distinct (they prefix the ids), got {', '.join(names)}")
@@ -88,7 +96,8 @@ class ModelsParams(_Section):
     translation: str = "smoke"
     # `smoke`, a Hub id (meta-llama/Llama-3.2-1B) or a model directory.
     base_lm: str = "smoke"
-    # The local LLM that writes responses in `responses.mode: generate` (CTranslate2 Generator).
+    # The instruction-tuned LM of the generate recipe: `smoke`, a Hub id (Qwen/Qwen2.5-7B-Instruct),
+    # an HF directory or a CTranslate2 directory (converted to CTranslate2 once, cached).
     responder: str = "smoke"
     smoke_seed: int = 0
     cache_dir: str = "models/cache"
@@ -116,6 +125,70 @@ class TranslateParams(_Section):
     ray_gpus_per_worker: float = Field(default=0.0, ge=0)
     # CPU workers: CTranslate2 threads per actor (and CPUs Ray reserves for it). GPU workers: ignored.
     ray_cpus_per_worker: int = Field(default=1, ge=1)
+
+
+class DecodingParams(_Section):
+    """Decoding of a generative LM (the responder; a judge later). Part of the response memory's key."""
+
+    max_new_tokens: int = Field(default=256, ge=1)
+    # The chat API defaults Bactrian-X generated with (gpt-3.5-turbo: temperature 1, top_p 1). 0: greedy.
+    temperature: float = Field(default=1.0, ge=0)
+    top_k: int = Field(default=0, ge=0)  # 0: no top-k cut when sampling
+    top_p: float = Field(default=1.0, gt=0, le=1)
+    repetition_penalty: float = Field(default=1.0, ge=1.0)
+    no_repeat_ngram_size: int = Field(default=0, ge=0)
+    seed: int = 0
+
+
+class EndpointParams(_Section):
+    """An OpenAI-compatible server the user starts (vLLM, llama.cpp, TGI): /v1/completions."""
+
+    url: str | None = None  # e.g. http://127.0.0.1:8000/v1
+    model: str | None = None  # the served model's name; also its fingerprint in the memory
+    api_key_env: str = "OPENAI_API_KEY"  # the key is read from this environment variable, never printed
+    concurrency: int = Field(default=8, ge=1)
+    max_retries: int = Field(default=5, ge=0)
+    timeout_s: float = Field(default=120.0, gt=0)
+    context_tokens: int = Field(default=8192, ge=16)  # the served model's context, for the too-long check
+
+
+class ResponsesParams(_Section):
+    """The recipe switch: `translate` (Chen et al.: every field translated) or `generate` (Bactrian-X:
+    instruction and input translated, the output generated in each language by a local LM)."""
+
+    mode: Literal["translate", "generate"] = "translate"
+    # Languages whose outputs are generated; in generate mode all of languages.targets.
+    languages: list[str] = Field(default_factory=list)
+    # What the filter stage reads: data/translated (translate) or data/responded (generate).
+    records: str = "data/translated"
+    backend: Literal["local", "openai"] = "local"
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    compute_type: Literal["auto", "int8", "int8_float16", "int8_float32", "int8_bfloat16", "float16",
+                          "bfloat16", "float32"] = "auto"
+    max_batch_tokens: int = Field(default=8192, ge=64)
+    shard_prompts: int = Field(default=256, ge=1)
+    cache: str = "data/response_memory"
+    # Per-language system message ({flores or iso: text}); else the built-in one in that language,
+    # else `system_prompt_default` with {language} filled in.
+    system_prompt: dict[str, str] = Field(default_factory=dict)
+    system_prompt_default: str = "You are a helpful assistant. Answer in {language}, and only in {language}."
+    decoding: DecodingParams = DecodingParams()
+    endpoint: EndpointParams = EndpointParams()
+
+    @field_validator("languages")
+    @classmethod
+    def _known_languages(cls, codes: list[str]) -> list[str]:
+        return [resolve(c).flores for c in codes]
+
+    @model_validator(mode="after")
+    def _recipe(self) -> ResponsesParams:
+        if self.mode == "translate" and (self.languages or self.records != "data/translated"):
+            raise ValueError("mode translate generates nothing: set languages: [] and records: data/translated")
+        if self.mode == "generate" and (not self.languages or self.records != "data/responded"):
+            raise ValueError("mode generate needs languages (the targets) and records: data/responded")
+        if self.backend == "openai" and not (self.endpoint.url and self.endpoint.model):
+            raise ValueError("backend openai needs endpoint.url and endpoint.model")
+        return self
 
 
 class FilterSwitch(_Section):
@@ -162,6 +235,9 @@ class FiltersParams(_Section):
     placeholder: FilterSwitch = FilterSwitch()
     truncated: FilterSwitch = FilterSwitch()
     bad_chars: FilterSwitch = FilterSwitch()
+    # Generated outputs only (responses.mode: generate): quality/response_checks.py.
+    refusal: FilterSwitch = FilterSwitch()
+    assistant_chatter: FilterSwitch = FilterSwitch()
 
 
 class DedupParams(_Section):
@@ -278,12 +354,67 @@ class TrainingParams(_Section):
         return data
 
 
+# The judge's rubric: one answer graded on a fixed numeric scale (Chen et al. 2024's protocol; the
+# MT-Bench single-answer format, Zheng et al. 2023). Fields: {question} {answer} {language} {low} {high}.
+JUDGE_RUBRIC = (
+    "Please act as an impartial judge and evaluate the quality of the response provided by an AI assistant to"
+    " the user question displayed below. The question and the answer should be in {language}. Consider the"
+    " helpfulness, relevance, accuracy, depth and level of detail of the response, and whether it is written in"
+    " fluent {language}. Begin with a short explanation, then rate the response on a scale of {low} to {high}"
+    " by strictly following this format: \"[[rating]]\", for example: \"Rating: [[{low}]]\".\n\n"
+    "[Question]\n{question}\n\n[The Start of Assistant's Answer]\n{answer}\n[The End of Assistant's Answer]")
+# Pairwise (MT-Bench's pairwise format): fields {question} {answer_a} {answer_b} {language}.
+JUDGE_PAIRWISE = (
+    "Please act as an impartial judge and evaluate the quality of the responses provided by two AI assistants"
+    " to the user question displayed below. Both should answer in {language}. Choose the assistant that follows"
+    " the user's instructions and answers the question better, considering helpfulness, relevance, accuracy,"
+    " depth and fluency in {language}. Do not let the order of the responses, their length or the assistants'"
+    " names influence you. Begin with a short explanation, then output your final verdict by strictly following"
+    " this format: \"[[A]]\" if assistant A is better, \"[[B]]\" if assistant B is better, and \"[[C]]\" for a"
+    " tie.\n\n[User Question]\n{question}\n\n[The Start of Assistant A's Answer]\n{answer_a}\n[The End of"
+    " Assistant A's Answer]\n\n[The Start of Assistant B's Answer]\n{answer_b}\n[The End of Assistant B's"
+    " Answer]")
+
+
+class JudgeParams(_Section):
+    """The LLM judge of `polyinstruct evaluate --judge` (on the respond stage's generate engine)."""
+
+    model: str | None = None  # None: no judge; `smoke`, a Hub id, an HF or CTranslate2 directory
+    backend: Literal["local", "openai"] = "local"  # openai: `endpoint` serves the judge
+    template: str = JUDGE_RUBRIC
+    pairwise_template: str = JUDGE_PAIRWISE
+    pairwise: bool = True  # adapter vs base, each pair judged in both orders
+    scale_min: int = 1
+    scale_max: int = 10
+    cache: str = "data/judge_memory"  # judge replies, keyed by judge fingerprint, prompt and decoding
+    decoding: DecodingParams = DecodingParams(max_new_tokens=256, temperature=0.0)
+    endpoint: EndpointParams = EndpointParams()
+
+    @model_validator(mode="after")
+    def _templates(self) -> JudgeParams:
+        if self.scale_min >= self.scale_max:
+            raise ValueError("judge.scale_min must be below judge.scale_max")
+        for name, fields in (("template", ("{question}", "{answer}")),
+                             ("pairwise_template", ("{question}", "{answer_a}", "{answer_b}"))):
+            missing = [f for f in fields if f not in getattr(self, name)]
+            if missing:
+                raise ValueError(f"judge.{name} must contain {', '.join(missing)}")
+        return self
+
+
 class EvaluateParams(_Section):
     prompts: list[str] = Field(default_factory=list)  # `{id, prompt}` JSONL files
     max_new_tokens: int = Field(default=32, ge=1)
     max_eval_examples: int = Field(default=64, ge=1)
     max_generation_prompts: int = Field(default=16, ge=1)  # per language
     batch_size: int = Field(default=8, ge=1)
+    judge: JudgeParams = JudgeParams()
+    # lm-evaluation-harness tasks run by the `benchmark` stage; [] (the default graph): none, their data
+    # comes from the Hub. E.g. [belebele, xcopa, xstorycloze, xwinograd].
+    benchmarks: list[str] = Field(default_factory=list)
+    benchmark_limit: int | None = Field(default=None, ge=1)  # set: results are not comparable with published
+    benchmark_num_fewshot: int = Field(default=0, ge=0)
+    benchmark_include_path: str | None = None  # a directory of local task YAMLs
 
 
 class ReportParams(_Section):
@@ -291,28 +422,15 @@ class ReportParams(_Section):
     dvc_plots: bool = True  # render `dvc plots show` with the local template into reports/plots
 
 
-class ResponsesParams(_Section):
-    """How target-language responses are made: translated with the instruction (Chen et al.), or
-    generated by `models.responder` from the translated instruction (Bactrian-X)."""
-
-    mode: Literal["translate", "generate"] = "translate"
-    languages: list[str] = Field(default_factory=list)  # generate mode: these targets; empty: all of them
-
-    @field_validator("languages")
-    @classmethod
-    def _known(cls, codes: list[str]) -> list[str]:
-        return [resolve(c).flores for c in codes]
-
-
 class Params(_Section):
     data: DataParams = DataParams()
     languages: LanguagesParams = LanguagesParams()
     models: ModelsParams = ModelsParams()
     translate: TranslateParams = TranslateParams()
+    responses: ResponsesParams = ResponsesParams()
     quality: QualityParams = QualityParams()
     validation: ValidationParams = ValidationParams()
     export: ExportParams = ExportParams()
-    responses: ResponsesParams = ResponsesParams()
     mixtures: list[MixtureParams] = Field(default_factory=list)
     training: TrainingParams = TrainingParams()
     evaluate: EvaluateParams = EvaluateParams()
@@ -322,6 +440,13 @@ class Params(_Section):
     def license_table(self) -> dict[str, str]:
         """Source/model name -> license: each `data.sources` entry's license, then export.licenses."""
         return {**{s.name: s.license for s in self.data.sources if s.license}, **self.export.licenses}
+
+    @model_validator(mode="after")
+    def _responses_cover_targets(self) -> Params:
+        if self.responses.mode == "generate" and set(self.responses.languages) != set(self.languages.targets):
+            raise ValueError("responses.languages must list exactly languages.targets in generate mode (the"
+                             " filter reads every target from data/responded)")
+        return self
 
     @property
     def all_languages(self) -> list[str]:

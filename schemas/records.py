@@ -37,6 +37,12 @@ class TranslatedRecord(BaseModel):
     kept_verbatim: bool  # mostly-code record copied untranslated under translate.code_policy=keep
 
 
+class RespondedRecord(TranslatedRecord):
+    """A translated record whose output was generated in its language (Bactrian-X's recipe)."""
+
+    output_model: str  # the responder's fingerprint (`smoke:` prefix for a smoke model), or `translated`
+
+
 class Reject(BaseModel):
     """A row that left the pipeline, and why. Every stage writes these; nothing is dropped silently."""
 
@@ -57,6 +63,7 @@ def _arrow_schema(model: type[BaseModel]) -> pa.Schema:
 
 SOURCE_SCHEMA: pa.Schema = _arrow_schema(SourceRecord)
 TRANSLATED_SCHEMA: pa.Schema = _arrow_schema(TranslatedRecord)
+RESPONDED_SCHEMA: pa.Schema = _arrow_schema(RespondedRecord)
 REJECT_SCHEMA: pa.Schema = _arrow_schema(Reject)
 # What the quality stage needs at minimum from any parallel dataset (ours, or Bactrian-X itself).
 PARALLEL_REQUIRED_COLUMNS: tuple[str, ...] = ("id", "lang", *TEXT_FIELDS)

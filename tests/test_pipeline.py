@@ -38,6 +38,7 @@ def repro(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, subprocess.Co
     params["training"]["budget"] = {"steps": 4}
     params["training"]["max_eval_examples"] = 4
     params["evaluate"].update(max_eval_examples=4, max_generation_prompts=2, max_new_tokens=8)
+    params["evaluate"]["judge"]["decoding"] = {"max_new_tokens": 8, "temperature": 0.0}
     (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     assert _dvc(work, "init", "--no-scm", "-q").returncode == 0
     return work, _dvc(work, "repro")
@@ -64,6 +65,17 @@ def test_repro_runs_every_stage(repro: tuple[Path, subprocess.CompletedProcess[s
     for section in ("Validation passed", "Retention per language", "Rejects per reason", "Comparison across mixtures",
                     'href="data_docs/index.html"', 'href="rejects.html"', 'href="plots/index.html"'):
         assert section in index, section
+    # The smoke judge ran on every mixture's generations, and the comparison puts them side by side.
+    judged = json.loads((work / "metrics/eval/multilingual.json").read_text())
+    assert judged["smoke_judge"] and judged["judge"]["model"].startswith("smoke:")
+    assert judged["languages"]["fra_Latn"]["judge_judged_adapter"] + judged["languages"]["fra_Latn"][
+        "judge_wrong_language_adapter"] == judged["languages"]["fra_Latn"]["prompts"]
+    report = (work / "reports/comparison.md").read_text()
+    assert "## fra_Latn" in report and "| downsampled |" in report and "| base |" in report and "SMOKE" in report
+    judge_plot = (work / "metrics/plots/comparison/held_out_loss.csv").read_text().splitlines()
+    assert judge_plot[0] == "label,lang,mixture,held_out_loss" and len(judge_plot) > 1
+    skipped = json.loads((work / "metrics/benchmarks/multilingual.json").read_text())
+    assert skipped["results"] == [] and "skipped" in skipped  # benchmarks are opt-in
 
 
 def test_second_repro_does_nothing(repro: tuple[Path, subprocess.CompletedProcess[str]]) -> None:

@@ -77,6 +77,8 @@ def _source_files(root: Path) -> dict[str, str]:
     """Local stand-ins for the Hub sources, in their real layouts: Alpaca records as Alpaca JSON, and
     other Alpaca records in Dolly's JSONL layout (instruction/context/response)."""
     records = json.loads(embedded_sample_path().read_text(encoding="utf-8"))
+    root = root / "raw"  # one folder of local sources: the ingest stage's DVC dependency (data.source)
+    root.mkdir()
     alpaca, dolly = root / "alpaca_data.json", root / "dolly.jsonl"
     alpaca.write_text(json.dumps(records[:50]), encoding="utf-8")
     dolly.write_text("".join(json.dumps({"instruction": r["instruction"], "context": r["input"],

@@ -16,7 +16,6 @@ import contextlib
 import json
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,50 +25,16 @@ from dataset_builder.artifacts import write_json
 from dataset_builder.models.lm import TOKENIZER_FILES, is_smoke, resolve_base_lm
 from dataset_builder.progress import progress_bar
 from schemas.errors import PolyinstructError
-from schemas.languages import language_from_file_stem
-from schemas.params import Params
+from schemas.languages import resolve
+from schemas.params import JudgeParams, Params
+from trl_training.judge import ChatBackend, identity, judge_pairwise, judge_pointwise, template_hash
 from trl_training.mixtures import read_export_split
+from trl_training.prompt_files import PromptSet, read_prompt_file
 from trl_training.templates import encode_examples, encode_prompts
 
 SMOKE_NOTE = ("SMOKE: the base model has random weights (a smoke model); these numbers test the pipeline, not"
               " the method.")
 SMOKE_DATA_NOTE = "SMOKE: the adapter was trained on output of a smoke (random-weight) translation model."
-
-
-@dataclass(frozen=True)
-class PromptSet:
-    lang: str  # FLORES-200
-    source: str  # a file path, or "export test split"
-    ids: list[str]
-    instructions: list[str]
-    inputs: list[str]
-
-
-def read_prompt_file(path: Path) -> PromptSet:
-    """`{id, prompt}` JSON lines; the language is the last `_` part of the file name (test_fr.jsonl)."""
-    path = Path(path)
-    if not path.is_file():
-        raise PolyinstructError(f"{path}: prompt file not found")
-    language = language_from_file_stem(path.stem)
-    if language is None:
-        raise PolyinstructError(f"{path}: cannot tell the prompts' language from the name; name the file like"
-                                " test_fr.jsonl or prompts_fra_Latn.jsonl (suffix = a language code)")
-    lang = language.flores
-    ids, prompts = [], []
-    for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as err:
-            raise PolyinstructError(f"{path}:{lineno}: not valid JSON ({err.msg})") from None
-        if not isinstance(record, dict) or not isinstance(record.get("prompt"), str):
-            raise PolyinstructError(f"{path}:{lineno}: expected an object with a string `prompt` (and an `id`)")
-        ids.append(str(record.get("id", lineno)))
-        prompts.append(record["prompt"])
-    if not prompts:
-        raise PolyinstructError(f"{path}: no prompts; each line is {{\"id\": ..., \"prompt\": ...}}")
-    return PromptSet(lang=lang, source=str(path), ids=ids, instructions=prompts, inputs=[""] * len(prompts))
 
 
 def _load(base_model: str | Path, adapter: Path, params: Params) -> tuple[Any, Any, Path, dict[str, Any]]:
@@ -190,7 +155,52 @@ def markdown_report(result: dict[str, Any]) -> str:
             _fmt(row["prompts"]), f"{row['judged_base']}/{row['judged_adapter']}", _fmt(row["fidelity_base"]),
             _fmt(row["fidelity_adapter"]),
         ]) + " |")
+    if result.get("judge"):
+        lines += _judge_table(result)
+    if result.get("quarantined"):
+        lines += ["", f"Quarantined prompt lines ({len(result['quarantined'])}): " + "; ".join(
+            f"{q['file']}:{q['line']} {q['reason']}" for q in result["quarantined"])]
     return "\n".join(lines) + "\n"
+
+
+def _judge_table(result: dict[str, Any]) -> list[str]:
+    judge = result["judge"]
+    lines = ["", "## Judged generations", "",
+             f"Judge `{judge['model']}`, rubric sha256 `{judge['template_sha256']}`, scale {judge['scale'][0]}–"
+             f"{judge['scale'][1]}. Wrong-language answers (language ID) get the floor score unjudged;"
+             " unparseable verdicts are left out of the mean. Win-rate: adapter vs base, each pair judged in both"
+             " orders (ties and disagreeing orders count half).", "", f"> {judge['note']}", "",
+             "| language | prompts | fidelity | judge score base | judge score adapter | wrong language (base/adapter)"
+             " | unparseable (base/adapter) | win-rate adapter vs base |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|"]
+    for lang, row in result["languages"].items():
+        if "judge_model" not in row:
+            continue
+        lines.append("| " + " | ".join([
+            lang, _fmt(row["prompts"]), _fmt(row["fidelity_adapter"]), _fmt(row["judge_mean_score_base"], 2),
+            _fmt(row["judge_mean_score_adapter"], 2),
+            f"{row['judge_wrong_language_base']}/{row['judge_wrong_language_adapter']}",
+            f"{row['judge_unparseable_base']}/{row['judge_unparseable_adapter']}",
+            _fmt(row.get("win_rate_adapter_vs_base")),
+        ]) + " |")
+    return lines
+
+
+def _judge_language(judge: ChatBackend, settings: JudgeParams, lang: str, prompts: list[str], base: list[str],
+                    adapter: list[str], in_lang_base: list[bool | None], in_lang_adapter: list[bool | None],
+                    items: list[dict[str, Any]]) -> dict[str, Any]:
+    """Judge one language's generations: pointwise for each side, then adapter vs base in both orders."""
+    name = resolve(lang).name
+    row: dict[str, Any] = {"judge_model": judge.fingerprint, "judge_template_sha256": template_hash(settings.template)}
+    for side, texts, gate in (("base", base, in_lang_base), ("adapter", adapter, in_lang_adapter)):
+        graded = judge_pointwise(judge, settings, name, prompts, texts, gate)
+        row |= {f"judge_{key}_{side}": value for key, value in graded.summary.items()}
+        for item, score, verdict in zip(items, graded.scores, graded.verdicts, strict=False):
+            item[f"{side}_judge_score"], item[f"{side}_judge_verdict"] = score, verdict
+    if settings.pairwise:
+        pair = judge_pairwise(judge, settings, name, prompts, adapter, base, in_lang_adapter, in_lang_base)
+        row |= {"win_rate_adapter_vs_base": pair["win_rate"], "pairwise": pair}
+    return row
 
 
 def _held_out(export_dir: Path, cap: int) -> pl.DataFrame:
@@ -199,8 +209,9 @@ def _held_out(export_dir: Path, cap: int) -> pl.DataFrame:
 
 
 def evaluate(base_model: str | Path, adapter: Path, export_dir: Path, out: Path, params: Params,
-             prompt_files: Sequence[Path] = ()) -> dict[str, Any]:
-    """Write `out` (JSON) and `out` with .md (a table per language); return the JSON object."""
+             prompt_files: Sequence[Path] = (), judge: ChatBackend | None = None) -> dict[str, Any]:
+    """Write `out` (JSON) and `out` with .md (a table per language); return the JSON object. With a
+    `judge`, the generations are also judged (trl_training.judge): pointwise, and adapter vs base."""
     adapter, export_dir, out = Path(adapter), Path(export_dir), Path(out)
     settings = params.evaluate
     prompt_sets = [read_prompt_file(p) for p in (prompt_files or [Path(p) for p in settings.prompts])]
@@ -222,7 +233,8 @@ def evaluate(base_model: str | Path, adapter: Path, export_dir: Path, out: Path,
                                               "base_perplexity": None, "adapter_loss": None,
                                               "adapter_perplexity": None, "loss_delta": None, "prompts": 0,
                                               "prompt_source": None, "judged_base": 0, "judged_adapter": 0,
-                                              "fidelity_base": None, "fidelity_adapter": None} for lang in langs}
+                                              "fidelity_base": None, "fidelity_adapter": None,
+                                              "quarantined_lines": 0} for lang in langs}
     generations: dict[str, list[dict[str, Any]]] = {}
 
     with progress_bar() as progress:
@@ -247,16 +259,22 @@ def evaluate(base_model: str | Path, adapter: Path, export_dir: Path, out: Path,
             with model.disable_adapter():
                 base_texts = generate(model, tokenizer, ids, settings.max_new_tokens, settings.batch_size)
             adapter_texts = generate(model, tokenizer, ids, settings.max_new_tokens, settings.batch_size)
-            fid_base, judged_base, _ = fidelity(base_texts, prompts.lang, min_chars)
+            fid_base, judged_base, base_verdicts = fidelity(base_texts, prompts.lang, min_chars)
             fid_adapter, judged_adapter, verdicts = fidelity(adapter_texts, prompts.lang, min_chars)
             rows[prompts.lang] |= {"prompts": len(ids), "prompt_source": prompts.source,
                                    "judged_base": judged_base, "judged_adapter": judged_adapter,
-                                   "fidelity_base": fid_base, "fidelity_adapter": fid_adapter}
+                                   "fidelity_base": fid_base, "fidelity_adapter": fid_adapter,
+                                   "quarantined_lines": len(prompts.quarantined)}
             generations[prompts.lang] = [
                 {"id": pid, "prompt": prompt, "base": b, "adapter": a, "adapter_in_language": v}
                 for pid, prompt, b, a, v in zip(prompts.ids, prompts.instructions, base_texts, adapter_texts,
                                                 verdicts, strict=False)
             ]
+            if judge is not None:
+                asked = prompts.instructions[: len(ids)]
+                rows[prompts.lang] |= _judge_language(judge, settings.judge, prompts.lang, asked, base_texts,
+                                                      adapter_texts, base_verdicts, verdicts,
+                                                      generations[prompts.lang])
             progress.advance(task)
 
     scored = [r for r in rows.values() if r["test_tokens"]]
@@ -267,8 +285,10 @@ def evaluate(base_model: str | Path, adapter: Path, export_dir: Path, out: Path,
     smoke_data = bool(training_config.get("mixture", {}).get("smoke_data"))
     notes = [SMOKE_NOTE] if smoke_base else []
     notes += [SMOKE_DATA_NOTE] if smoke_data else []
+    smoke_judge = bool(judge is not None and judge.smoke)
     result: dict[str, Any] = {
-        "smoke": smoke_base or smoke_data,
+        "smoke": smoke_base or smoke_data or smoke_judge,
+        "smoke_judge": smoke_judge,
         "smoke_base_model": smoke_base,
         "smoke_training_data": smoke_data,
         "note": " ".join(notes),
@@ -283,6 +303,8 @@ def evaluate(base_model: str | Path, adapter: Path, export_dir: Path, out: Path,
         "overall": {"base_loss": overall["base"], "adapter_loss": overall["adapter"],
                     "test_tokens": total_tokens},
         "languages": rows,
+        "quarantined": [vars(q) for p in prompt_sets for q in p.quarantined],
+        "judge": identity(judge, settings.judge) if judge is not None else None,
         "generations": generations,
     }
     write_json(result, out)

@@ -110,18 +110,34 @@ def register(app: typer.Typer, model_app: typer.Typer) -> None:
             "data/export"),
         prompts: Annotated[list[Path] | None, typer.Option(
             help="{id, prompt} JSONL file(s), language from the name (test_fr.jsonl); repeatable")] = None,
+        more_prompts: Annotated[list[Path] | None, typer.Argument(
+            metavar="[PROMPT_FILES]...", help="more prompt files (so `--prompts test_*.jsonl` works unquoted)",
+            show_default=False)] = None,
+        judge: Annotated[str | None, typer.Option(
+            help="judge the generations with this LM: `smoke`, a Hub id, an HF or CTranslate2 dir (default"
+                 " evaluate.judge.model)")] = None,
         params_path: ParamsOption = None,
     ) -> None:
-        """Held-out loss/perplexity per language (base vs adapter) and language fidelity of generations."""
+        """Held-out loss/perplexity per language (base vs adapter), language fidelity of generations, and
+        with a judge their judged scores and the adapter's win-rate over the base."""
+        from dataset_builder.judge_backend import open_judge
         from trl_training.evaluate import evaluate as run_evaluate
 
         ensure_writable(out)
-        result = run_evaluate(base_model, adapter, data, out, get_params(params_path), prompt_files=prompts or ())
+        params = get_params(params_path)
+        judge_model = judge or params.evaluate.judge.model
+        backend = open_judge(judge_model, params) if judge_model else None
+        files = [*(prompts or []), *(more_prompts or [])]
+        result = run_evaluate(base_model, adapter, data, out, params, prompt_files=files, judge=backend)
+        for q in result["quarantined"]:
+            typer.echo(f"warning: {q['file']}:{q['line']}: quarantined ({q['reason']})", err=True)
         overall = result["overall"]
         smoke = f" [{result['note']}]" if result["smoke"] else ""
         loss = (f"held-out loss base {overall['base_loss']:.4f} -> adapter {overall['adapter_loss']:.4f}"
                 if overall["base_loss"] is not None else "no held-out test rows")
-        typer.echo(f"evaluate {adapter}: {loss}; {len(result['languages'])} language(s) -> {out}{smoke}")
+        judged = (f"; judge {backend.fingerprint} ({backend.stats()['generated']} generated,"
+                  f" {backend.stats()['cache_hits']} from memory)" if backend else "")
+        typer.echo(f"evaluate {adapter}: {loss}; {len(result['languages'])} language(s){judged} -> {out}{smoke}")
 
     @model_app.command("smoke-lm")
     def smoke_lm(

@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from dataset_builder import device, doctor
-from dataset_builder.device import CPU_UNIT_LIMIT, check_planned_work, choose_device
+from dataset_builder import devices, doctor
+from dataset_builder.devices import CPU_UNIT_LIMIT, check_planned_work, resolve_device
 from schemas.errors import PolyinstructError
 from tests.conftest import run_cli
 
@@ -83,15 +83,15 @@ def test_failed_device_call_is_a_failed_check(monkeypatch: pytest.MonkeyPatch) -
 
 
 def test_auto_device_is_logged_every_time(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
-    monkeypatch.setattr(device, "cuda_device_count", lambda: 0)
-    assert choose_device("auto") == "cpu"
+    monkeypatch.setattr(devices, "cuda_device_count", lambda: 0)
+    assert resolve_device("auto") == "cpu"
     assert "translate: device cpu (auto: CTranslate2 sees no CUDA device" in capsys.readouterr().err
-    monkeypatch.setattr(device, "cuda_device_count", lambda: 4)
-    assert choose_device("auto") == "cuda"
+    monkeypatch.setattr(devices, "cuda_device_count", lambda: 4)
+    assert resolve_device("auto") == "cuda"
     assert "translate: device cuda (auto: CTranslate2 sees 4 CUDA device(s))" in capsys.readouterr().err
-    monkeypatch.setattr(device, "cuda_device_count", lambda: 0)
+    monkeypatch.setattr(devices, "cuda_device_count", lambda: 0)
     with pytest.raises(PolyinstructError, match="CTranslate2 sees no CUDA device"):
-        choose_device("cuda")
+        resolve_device("cuda")
 
 
 def test_large_cpu_work_needs_an_explicit_cpu() -> None:

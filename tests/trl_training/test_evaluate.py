@@ -99,7 +99,13 @@ def test_bad_prompt_files(tmp_path: Path) -> None:
     unnamed.write_text('{"id": 1, "prompt": "Bonjour"}\n')
     with pytest.raises(PolyinstructError, match="name the file like test_fr.jsonl"):
         read_prompt_file(unnamed)
-    broken = tmp_path / "test_fr.jsonl"
-    broken.write_text('{"id": 1, "prompt": "Bonjour"}\n{"id": 2,\n')
-    with pytest.raises(PolyinstructError, match="test_fr.jsonl:2: not valid JSON"):
-        read_prompt_file(broken)
+    broken = tmp_path / "test_fr.jsonl"  # a malformed line is quarantined with its number; reading goes on
+    broken.write_text('{"id": 1, "prompt": "Bonjour"}\n{"id": 2,\n{"id": 3, "prompt": 7}\n')
+    prompts = read_prompt_file(broken)
+    assert prompts.instructions == ["Bonjour"]
+    assert [(q.line, q.reason.split(" (")[0]) for q in prompts.quarantined] == [
+        (2, "not valid JSON"), (3, "expected an object with a string `prompt`")]
+    nothing = tmp_path / "prompts_fra_Latn.jsonl"  # a FLORES-200 suffix names the language too
+    nothing.write_text('{"id": 2,\n')
+    with pytest.raises(PolyinstructError, match="prompts_fra_Latn.jsonl: no usable prompts"):
+        read_prompt_file(nothing)
