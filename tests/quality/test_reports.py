@@ -147,17 +147,22 @@ def test_report_index_rejects_and_plots_render_offline(run: Path, browser: Brows
     reports = run / "reports"
     reasons = {"empty", "untranslated", "repetition"}
     _check_page(browser, reports / "index.html",
-                " && ".join([_rows("#verdict .alert-success") + " === 1", _rows("#retention-chart svg") + " > 0",
-                             _rows("#rejects-chart svg") + " > 0", _rows("#comparison-chart svg") + " > 0",
+                " && ".join([_rows("#verdict .alert-success") + " === 1",  # charts: one drawn bar per value
+                             _rows("#retention-chart .mark-rect path") + f" === {1 + len(TARGETS)}",
+                             _rows("#rejects-chart .mark-rect path") + f" === {len(reasons)}",
+                             _rows("#comparison-chart .mark-rect path") + f" === {2 * (1 + len(TARGETS))}",
                              _rows("#rejects-table tbody tr") + f" === {len(reasons)}",
                              _rows("#retention-table tbody tr") + f" === {1 + len(TARGETS)}",
                              _rows("#pages li") + " >= 3"]), "index")
     groups = len(TARGETS) * len(reasons)
     _check_page(browser, reports / "rejects.html",
-                " && ".join([_rows("#rejects-by-reason svg") + " > 0",
+                " && ".join([_rows("#rejects-by-reason .mark-rect path") + f" === {groups}",
                              _rows("#rejects-summary tbody tr") + f" === {groups}",
                              _rows(".pi-examples tbody tr") + f" === {groups * 5}"]), "rejects")
-    _check_page(browser, reports / "plots" / "index.html", _rows("svg.marks, canvas.marks") + " >= 2", "dvc_plots")
+    rows_plotted = 3 * 100 - 100  # length_ratio.csv: every non-source row of the slice
+    _check_page(browser, reports / "plots" / "index.html",
+                _rows("#metrics_plots_retention_csv .mark-rect path") + f" === {1 + len(TARGETS)} && "
+                + _rows("#metrics_plots_length_ratio_csv .mark-rect path") + f" === {rows_plotted}", "dvc_plots")
 
 
 def test_report_outside_a_dvc_repo_with_nothing_run_yet(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
