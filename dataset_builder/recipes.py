@@ -70,7 +70,7 @@ def shrink(raw: dict[str, Any], *, limit: int = 20, languages: int = 1, mixtures
     out["models"].update(translation="smoke", base_lm="smoke", responder="smoke")
     if out.get("responses", {}).get("mode") == "generate":
         out["responses"].update(languages=targets, records="data/responded",
-                                decoding={"max_new_tokens": 8, "temperature": 1.0, "seed": 0})
+                                decoding={"max_new_tokens": 32, "temperature": 1.0, "seed": 0})
     out["translate"].update(device="auto", device_index=[0], beam_size=1, backend="local", ray_gpus_per_worker=0.0)
     out["export"].update(validation_fraction=0.1, test_fraction=0.1)
     training = out["training"]
@@ -79,6 +79,8 @@ def shrink(raw: dict[str, Any], *, limit: int = 20, languages: int = 1, mixtures
     training["sft"].update(per_device_train_batch_size=4, gradient_accumulation_steps=1, max_length=96,
                            warmup_steps=0, logging_steps=1, save_steps=steps)
     out["evaluate"].update(max_new_tokens=4, max_eval_examples=2, max_generation_prompts=1)
+    if out["evaluate"].get("judge", {}).get("model"):
+        out["evaluate"]["judge"].update(model="smoke", decoding={"max_new_tokens": 8, "temperature": 0.0})
     parse_params(out, "shrunken recipe")
     return out
 

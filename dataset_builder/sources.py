@@ -19,6 +19,7 @@ from dataset_builder.ingest import STAGE, IngestResult, ingest, split_exact_dupl
 from dataset_builder.ledger import check_conservation, rejects_table, write_rejects
 from schemas.params import DataParams
 from schemas.records import SOURCE_SCHEMA
+from schemas.timings import write_timing
 
 
 def source_params(data: DataParams, index: int) -> DataParams:
@@ -61,6 +62,6 @@ def ingest_sources(data: DataParams, out: Path, rejects_out: Path, metrics_out: 
     if metrics_out:
         write_json({"source": [s.source for s in data.sources], "in": n_in, "kept": result.kept,
                     "rejected": result.rejected, "rejected_by_reason": result.by_reason,
-                    "duplicates_across_sources": len(cross_dups), "sources": per_source,
-                    "seconds": round(time.perf_counter() - started, 3)}, metrics_out)
+                    "duplicates_across_sources": len(cross_dups), "sources": per_source}, metrics_out)
+        write_timing({"seconds": round(time.perf_counter() - started, 3)}, metrics_out)
     return result

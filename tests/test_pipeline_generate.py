@@ -25,8 +25,9 @@ def bactrian_params() -> dict:
     params["responses"].update(mode="generate", languages=LANGS, records="data/responded")
     params["responses"]["decoding"]["max_new_tokens"] = 32
     params["mixtures"] = [{"name": "multilingual", "recipe": "multilingual"}]
-    params["training"].update(max_steps=2, max_eval_examples=4)
+    params["training"].update(budget={"steps": 2}, max_eval_examples=4)
     params["evaluate"].update(max_eval_examples=4, max_generation_prompts=2, max_new_tokens=8)
+    params["evaluate"]["judge"]["decoding"] = {"max_new_tokens": 8, "temperature": 0.0}
     return params
 
 

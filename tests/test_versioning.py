@@ -55,9 +55,10 @@ def shrunken_params() -> dict:
     params["languages"]["targets"] = ["fra_Latn"]
     params["quality"]["filters"]["length_ratio"]["min_rows"] = 5
     params["mixtures"] = [{"name": "multilingual", "recipe": "multilingual"}]
-    params["training"].update(max_steps=2, max_eval_examples=2)
+    params["training"].update(budget={"steps": 2}, max_eval_examples=2)
     params["training"]["sft"]["per_device_train_batch_size"] = 4
     params["evaluate"].update(max_eval_examples=2, max_generation_prompts=1, max_new_tokens=4)
+    params["evaluate"]["judge"]["decoding"] = {"max_new_tokens": 4, "temperature": 0.0}
     return params
 
 

@@ -76,7 +76,9 @@ def test_real_translation_keeps_spans_lines_and_says_smoke(first_run: Run, alpac
             lines_before, lines_after = before.split("\n"), after.split("\n")
             assert len(lines_after) == len(lines_before), row["id"]
             for old, new in zip(lines_before, lines_after, strict=True):
-                assert LAYOUT.match(new).group() == LAYOUT.match(old).group()  # indentation and list markers
+                # Indentation and list markers are kept outside the translated text; what follows them is
+                # the model's (a random smoke model may itself emit `1. ` at the start of a sentence).
+                assert new.startswith(LAYOUT.match(old).group()), (row["id"], old, new)
                 assert bool(old.strip()) == bool(new.strip())  # blank lines stay blank
             changed += after != before
     assert changed > 600  # prose really went through the model
