@@ -33,6 +33,8 @@ REASONS: tuple[str, ...] = (
     "lang_id",  # wrong language (script check, then lingua among likely confusions)
     "parallel_alignment",  # alignment=parallel: the same id was rejected (or is missing) in another language
 )
+# Reasons of the localisation-aware span check (quality.spans_check), one per kind of span that failed.
+SPAN_REASONS: tuple[str, ...] = ("code_changed", "url_changed", "placeholder_lost", "number_changed")
 SQL_REASONS: tuple[str, ...] = REASONS[: REASONS.index("length_ratio") + 1]
 SOURCE_REASONS: frozenset[str] = frozenset({"empty", "bad_chars", "repetition", "duplicate", "near_duplicate",
                                             "parallel_alignment"})
