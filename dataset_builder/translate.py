@@ -54,6 +54,7 @@ from schemas.errors import PolyinstructError
 from schemas.languages import nllb_codes, resolve
 from schemas.params import Params, TranslateParams
 from schemas.records import SOURCE_SCHEMA, TEXT_FIELDS, TRANSLATED_SCHEMA
+from schemas.spans import inline_spans
 
 STAGE = "translate"
 MEMORY_COLUMNS = pa.schema([
@@ -371,8 +372,9 @@ def _decode(encoded: list[tuple[str, list[str]]]) -> dict[str, Segmented]:
 
 @cache
 def segmenter_digest() -> str:
-    """Changes whenever the segmentation code does, so cached plans never outlive it."""
-    return hashlib.sha256(Path(inspect.getfile(segment)).read_bytes()).hexdigest()[:16]
+    """Changes whenever the segmentation code or the span contract does, so cached plans never outlive it."""
+    code = b"".join(Path(inspect.getfile(f)).read_bytes() for f in (segment, inline_spans))
+    return hashlib.sha256(code).hexdigest()[:16]
 
 
 @dataclass
