@@ -22,6 +22,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
+import yaml
 
 from benchmarks.synth import synthetic_parallel_set
 from quality.filters import SPAN_REASONS
@@ -42,10 +43,8 @@ SYNTH_EXPECTED: dict[str, set[str]] = {"placeholder": {"placeholder", *SPAN_REAS
 
 def all_filters_params() -> Params:
     """params.yaml as shipped, with every filter switched on (language ID is off there for the smoke model)."""
-    import yaml
-
     raw = yaml.safe_load((ROOT / "params.yaml").read_text())
-    for name, section in raw["quality"]["filters"].items():
+    for section in raw["quality"]["filters"].values():
         if isinstance(section, dict) and "enabled" in section:
             section["enabled"] = True
     raw["quality"]["dedup"].update(exact=True, near=True)

@@ -10,7 +10,7 @@ passed them, so they appear later in the order and are never evaluated for rows 
 from __future__ import annotations
 
 import unicodedata
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import duckdb
@@ -24,7 +24,11 @@ REASONS: tuple[str, ...] = (
     "empty",  # empty instruction or output
     "bad_chars",  # U+FFFD or a control character other than \n and \t
     "truncated",  # the engine hit its length limit (truncated_fields not empty)
-    "placeholder",  # a protected span (code, URL, number, placeholder) missing or duplicated
+    # Protected spans (quality.spans_check; the translate stage's flag gives placeholder_lost):
+    "code_changed",  # a code block, inline code, call or file name changed (modulo whitespace)
+    "url_changed",  # a URL or e-mail changed
+    "placeholder_lost",  # a {variable} changed, or fewer bracketed placeholders
+    "number_changed",  # a number of the source is missing after locale normalisation
     "repetition",  # a loop: repeated n-grams, a long run of one token or one character
     "untranslated",  # the target (nearly) equals the source
     "length_ratio",  # log(target/source length) far from that language's median (robust MAD bound)
@@ -137,7 +141,7 @@ class Check:
 
 def sql_checks(filters: FiltersParams, has_truncated: bool) -> list[Check]:
     """The enabled SQL checks, in REASONS order. `length_ratio` needs the per-language stats
-    joined as `lr` (med, mad, n); `placeholder` uses `placeholder_fails` / `placeholder_detail`."""
+    joined as `lr` (med, mad, n); the span checks use `span_reason` / `span_detail`."""
     rep = filters.repetition
     worst_rep = "greatest(rep_instruction, rep_input, rep_output)"
     checks = [Check("no_source", "no_source", "'no source row with this id'")]
@@ -153,8 +157,7 @@ def sql_checks(filters: FiltersParams, has_truncated: bool) -> list[Check]:
         checks.append(Check("truncated", "coalesce(len(truncated_fields), 0) > 0",
                             "'engine hit max length in ' || array_to_string(truncated_fields, ', ')"))
     if filters.placeholder.enabled:
-        checks.append(Check("placeholder", "coalesce(placeholder_fails, false)",
-                            "coalesce(placeholder_detail, 'a protected span was not restored exactly once')"))
+        checks += [Check(reason, f"span_reason = '{reason}'", "span_detail") for reason in SPAN_REASONS]
     if rep.enabled:
         checks.append(Check(
             "repetition",
@@ -203,13 +206,3 @@ FROM (
   FROM cmp LEFT JOIN lr USING (lang)
 )
 """
-
-
-def span_mismatch(source: str, target: str, spans_of: Callable[[str], list[str]]) -> str | None:
-    """Why `target` does not carry each protected span of `source` exactly as often (missing or
-    duplicated), or None. Same rule as the translate stage's `protected_spans_ok` flag."""
-    for span in dict.fromkeys(spans_of(source)):
-        want, got = source.count(span), target.count(span)
-        if got != want:
-            return f"span {span!r} {'missing' if got < want else 'duplicated'}"
-    return None

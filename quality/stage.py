@@ -2,8 +2,8 @@
 metrics/quality.json and two plot CSVs.
 
 DuckDB does the heavy work (normalisation, hashing, checks, joins, aggregates, dedup windows); Python
-only feeds lingua (language ID) and rensa (MinHash) in bulk, and checks protected spans when the
-translated data lacks the translate stage's flag. Order of work, and so of reject reasons:
+only feeds lingua (language ID) and rensa (MinHash) in bulk, and checks protected spans (quality.spans_check)
+when the translated data lacks the translate stage's flag. Order of work, and so of reject reasons:
 SQL checks (quality.filters.REASONS) -> exact dedup -> near dedup -> language ID (fastText, lingua for
 confusable pairs; quality.langid) -> parallel alignment.
 Every row leaves either into data/filtered or into the rejects table; conservation is asserted.
@@ -27,7 +27,7 @@ import pyarrow.compute as pc
 from dataset_builder.artifacts import parquet_files, read_table, write_csv_rows, write_json, write_parquet
 from dataset_builder.ledger import check_conservation, write_rejects
 from dataset_builder.progress import progress_bar
-from quality import dedup, filters, langid
+from quality import dedup, filters, langid, spans_check
 from schemas.errors import PolyinstructError
 from schemas.languages import UnknownLanguageError, resolve
 from schemas.params import Params
@@ -141,45 +141,6 @@ def _check_unique_ids(con: duckdb.DuckDBPyConnection) -> None:
         lang, ident, n, path = dup[0]
         raise PolyinstructError(f"{path}: id '{ident}' appears {n} times for {lang}; ids must be unique within a "
                                 f"language (drop the repeated rows or give them distinct ids)")
-
-
-def _placeholder_spans(con: duckdb.DuckDBPyConnection, enabled: bool, skipped: dict[str, str]) -> None:
-    """Table `spans` (rid, placeholder_fails, placeholder_detail): the translate stage's flag where
-    present, else a comparison of protected spans with the source row."""
-    con.execute("CREATE OR REPLACE TABLE spans AS SELECT rid, NOT protected_spans_ok AS placeholder_fails, "
-                "CASE WHEN NOT protected_spans_ok THEN 'a protected span was not restored exactly once "
-                "(translate stage flag)' END AS placeholder_detail FROM rows WHERE protected_spans_ok IS NOT NULL")
-    unflagged = con.execute("SELECT count(*) FROM rows WHERE NOT is_source AND protected_spans_ok IS NULL") \
-        .fetchall()[0][0]
-    if not enabled or not unflagged:
-        return
-    try:
-        from dataset_builder.segment import protected_spans
-    except ImportError as err:
-        skipped["placeholder"] = (f"{unflagged} rows lack protected_spans_ok and dataset_builder.segment."
-                                  f"protected_spans is unavailable ({err})")
-        return
-    skipped["placeholder"] = (f"{unflagged} rows lack protected_spans_ok: their spans were compared with "
-                              "the source by dataset_builder.segment.protected_spans instead")
-    query = con.execute(
-        "SELECT t.rid, t.instruction, t.input, t.output, s.instruction, s.input, s.output FROM rows t "
-        "JOIN rows s ON s.is_source AND s.id = t.id WHERE NOT t.is_source AND t.protected_spans_ok IS NULL")
-    rids: list[int] = []
-    details: list[str | None] = []
-    while batch := query.fetchmany(10_000):  # Python must look at each text here: batched
-        for rid, *texts in batch:
-            why = None
-            for k, name in enumerate(TEXT_FIELDS):
-                mismatch = filters.span_mismatch(texts[k + 3], texts[k], protected_spans)  # (source, target)
-                if mismatch:
-                    why = f"{mismatch} in {name}"
-                    break
-            rids.append(rid)
-            details.append(why)
-    found = pa.table({"rid": pa.array(rids, pa.int64()), "placeholder_detail": pa.array(details, pa.string())})
-    con.register("span_checks", found)
-    con.execute("INSERT INTO spans SELECT rid, placeholder_detail IS NOT NULL, placeholder_detail FROM span_checks")
-    con.unregister("span_checks")
 
 
 @dataclass
@@ -335,9 +296,9 @@ def run_filter(source: Path, translated: Path, out_dir: Path, rejects: Path, met
             where = "checked in the other files" if has_truncated else "check skipped"
             skipped["truncated"] = (f"column truncated_fields absent in "
                                     f"{', '.join(missing_extras['truncated_fields'])}: {where}")
-        _placeholder_spans(con, fparams.placeholder.enabled, skipped)
+        spans_check.create_span_table(con, fparams.placeholder, skipped)
         compare = filters.COMPARE_SQL.format(min_source_chars=fparams.length_ratio.min_source_chars)
-        con.execute(f"CREATE TABLE cmp AS SELECT c.*, s.placeholder_fails, s.placeholder_detail "
+        con.execute(f"CREATE TABLE cmp AS SELECT c.*, s.span_reason, s.span_detail "
                     f"FROM ({compare}) c LEFT JOIN spans s USING (rid)")
         max_sim = fparams.untranslated.max_similarity if fparams.untranslated.enabled else 2
         con.execute(f"""CREATE TABLE lr AS SELECT lang, median(log_length_ratio) AS med,

@@ -131,13 +131,22 @@ class RepetitionParams(FilterSwitch):
     min_ngrams: int = Field(default=10, ge=1)  # shorter fields are not judged on the n-gram fraction
 
 
+class PlaceholderParams(FilterSwitch):
+    """Protected spans kept (quality.spans_check): code_changed, url_changed, placeholder_lost, number_changed."""
+    # Integers below this (without decimals) are not checked: translators may spell them out ("three" -> "三").
+    min_number: int = Field(default=10, ge=0)
+    # A code block (or call) whose text changed still passes when this share of its tokens (outside comments
+    # and strings) is in the translation: a translated variable name is not a broken program's worth of change.
+    min_code_token_recall: float = Field(default=0.9, ge=0, le=1)
+
+
 class FiltersParams(_Section):
     empty: FilterSwitch = FilterSwitch()
     lang_id: LangIdParams = LangIdParams()
     untranslated: UntranslatedParams = UntranslatedParams()
     length_ratio: LengthRatioParams = LengthRatioParams()
     repetition: RepetitionParams = RepetitionParams()
-    placeholder: FilterSwitch = FilterSwitch()
+    placeholder: PlaceholderParams = PlaceholderParams()
     truncated: FilterSwitch = FilterSwitch()
     bad_chars: FilterSwitch = FilterSwitch()
 

@@ -183,3 +183,26 @@ def code_lines(lines: list[str]) -> list[bool]:
         if not code[i] and code[i + 1] and _CODE_COMMENT.match(lines[i]) and not _BULLET.match(lines[i]):
             code[i] = True
     return code
+
+
+def typed_spans(text: str) -> list[tuple[str, str]]:
+    """(kind, span) of every protected span of `text`, in order: a code block (kind "block": its lines
+    from the first to the last code line, inner blank lines included) or an inline span of a prose line.
+    The same spans `dataset_builder.segment` keeps away from the model."""
+    lines = text.split("\n")
+    code = code_lines(lines)
+    spans: list[tuple[str, str]] = []
+    i = 0
+    while i < len(lines):
+        if code[i]:
+            last = j = i
+            while j + 1 < len(lines) and (code[j + 1] or not lines[j + 1].strip()):
+                j += 1
+                if code[j]:
+                    last = j
+            spans.append(("block", "\n".join(lines[i:last + 1])))
+            i = last + 1
+            continue
+        spans.extend((kind, lines[i][start:end]) for start, end, kind in inline_spans(lines[i]))
+        i += 1
+    return spans
