@@ -105,9 +105,9 @@ def model_prepare(
 
 
 def _register_areas() -> None:
-    from dataset_builder.commands import export, quality, training, translate, validation
+    from dataset_builder.commands import export, quality, round_trip, training, translate, validation
 
-    for area in (translate, quality, validation, export, training):
+    for area in (translate, round_trip, quality, validation, export, training):
         area.register(app, model_app)
 
 

@@ -27,6 +27,7 @@ import json
 import math
 import multiprocessing
 import os
+import sys
 import time
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -40,6 +41,7 @@ import pyarrow.parquet as pq
 
 from dataset_builder.artifacts import read_table, write_json, write_parquet
 from dataset_builder.ledger import check_conservation, rejects_table, write_rejects
+from dataset_builder.memory_format import ensure_current, stamp
 from dataset_builder.segment import (
     Piece,
     Segmented,
@@ -63,6 +65,7 @@ MEMORY_COLUMNS = pa.schema([
     pa.field("source_tokens", pa.int32(), nullable=False),
     pa.field("target_tokens", pa.int32(), nullable=False),
     pa.field("truncated", pa.bool_(), nullable=False),
+    pa.field("score", pa.float32(), nullable=True),  # memory format 2 (dataset_builder.memory_format)
 ])
 
 
@@ -72,6 +75,7 @@ class UnitResult:
     source_tokens: int
     target_tokens: int
     truncated: bool  # the output reached this unit's own max decoding length
+    score: float | None = None  # CTranslate2's score (log-probability per token); None: unknown
 
 
 class UnitTranslator(Protocol):
@@ -208,6 +212,7 @@ class CTranslate2Engine:
                 no_repeat_ngram_size=self.settings.no_repeat_ngram_size,
                 repetition_penalty=self.settings.repetition_penalty,
                 return_end_token=True,
+                return_scores=True,  # the model's confidence, kept in the memory (quality: low_confidence)
                 max_batch_size=self.settings.max_batch_tokens, batch_type="tokens",
                 asynchronous=True,  # several GPUs (device_index) work on several batches at once
             )))
@@ -215,7 +220,8 @@ class CTranslate2Engine:
         for batch, futures in pending:
             produced = 0
             for i, future in zip(batch, futures, strict=True):
-                hypothesis = future.result().hypotheses[0]
+                result = future.result()
+                hypothesis = result.hypotheses[0]
                 if hypothesis and hypothesis[0] == self.tgt_lang:
                     hypothesis = hypothesis[1:]
                 ended = bool(hypothesis) and hypothesis[-1] == eos
@@ -223,7 +229,8 @@ class CTranslate2Engine:
                 text = tokenizer.decode(tokenizer.convert_tokens_to_ids(generated), skip_special_tokens=True)
                 # A unit never spans lines: a line break or space run in the output is model noise.
                 results[i] = UnitResult(" ".join(text.split()), lengths[i], len(generated),
-                                        truncated=not ended or len(generated) >= limits[i])
+                                        truncated=not ended or len(generated) >= limits[i],
+                                        score=float(result.scores[0]) if result.scores else None)
                 produced += len(generated)
             self.stats.batches += 1
             self.stats.units += len(batch)
@@ -258,6 +265,7 @@ class TranslationMemory:
         self.key = key
         digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
         self.directory = Path(root) / digest
+        self.migrated_shards = ensure_current(self.directory, MEMORY_COLUMNS)  # older formats, in place
 
     def shards(self) -> list[Path]:
         return sorted(self.directory.glob("shard-*.parquet")) if self.directory.is_dir() else []
@@ -274,7 +282,7 @@ class TranslationMemory:
         try:
             con.register("wanted", wanted)
             found = con.sql(
-                """SELECT unit, translation, source_tokens, target_tokens, truncated FROM (
+                """SELECT unit, translation, source_tokens, target_tokens, truncated, score FROM (
                      SELECT *, row_number() OVER (PARTITION BY unit ORDER BY filename) AS copy
                      FROM read_parquet($files, filename = true)
                      WHERE unit IN (SELECT unit FROM wanted)) WHERE copy = 1""",
@@ -286,19 +294,21 @@ class TranslationMemory:
         finally:
             con.close()
         cols = found.to_pydict()
-        return {u: UnitResult(t, s, g, k) for u, t, s, g, k in zip(
+        return {u: UnitResult(t, s, g, k, c) for u, t, s, g, k, c in zip(
             cols["unit"], cols["translation"], cols["source_tokens"], cols["target_tokens"], cols["truncated"],
-            strict=True)}
+            cols["score"], strict=True)}
 
     def write_shard(self, units: Sequence[str], results: Sequence[UnitResult]) -> Path:
         if not self.directory.is_dir():
             self.directory.mkdir(parents=True, exist_ok=True)
             write_json(self.key, self.directory / "key.json")
+            stamp(self.directory)
         digest = hashlib.sha256("\0".join(units).encode()).hexdigest()[:20]
         table = pa.table({
             "unit": list(units), "translation": [r.translation for r in results],
             "source_tokens": [r.source_tokens for r in results], "target_tokens": [r.target_tokens for r in results],
             "truncated": [r.truncated for r in results],
+            "score": pa.array([r.score for r in results], pa.float32()),
         })
         return write_parquet(table, self.directory / f"shard-{digest}.parquet", MEMORY_COLUMNS)
 
@@ -316,6 +326,15 @@ def translate_pending(pending: Sequence[str], translate_units: UnitTranslator, m
         memory.write_shard(chunk, results)
         done.update(zip(chunk, results, strict=True))
     return done
+
+
+def record_log_prob(units: Sequence[UnitResult]) -> float | None:
+    """A record's confidence: its units' scores averaged with their target tokens (+1, the end token)
+    as weights, so a long unit counts for more than a one-word one. None when any score is unknown."""
+    if not units or any(u.score is None for u in units):
+        return None
+    weights = [u.target_tokens + 1 for u in units]
+    return sum(w * float(u.score) for w, u in zip(weights, units, strict=True)) / sum(weights)  # type: ignore[arg-type]
 
 
 def pending_order(units: Iterable[str]) -> list[str]:
@@ -507,6 +526,9 @@ def translate_file(source: Path, lang: str, model_dir: Path, out: Path, metrics_
     engine = CTranslate2Engine(Path(model_dir), src_lang, target, settings, device, compute_type)
     memory_root = cache if cache is not None else Path(settings.cache)
     memory = TranslationMemory(memory_root, memory_key(fingerprint, src_lang, target, settings, compute_type))
+    if memory.migrated_shards:
+        print(f"translation memory {memory.directory}: {memory.migrated_shards} shard(s) migrated to format 2; "
+              "their units' scores are unknown (delete the directory to rebuild it with scores)", file=sys.stderr)
 
     with progress_bar() as progress:
         task = progress.add_task(f"segment {target}", total=n_in, unit="records")
@@ -557,18 +579,21 @@ def translate_file(source: Path, lang: str, model_dir: Path, out: Path, metrics_
                                "kept_verbatim": False}
         truncated: list[str] = []
         spans_ok = True
+        record_units: list[UnitResult] = []
         for f, seg in p.fields.items():
             unit_results = [results[normalise_unit(u)] for u in seg.units]
             row[f] = reassemble(seg, [r.translation for r in unit_results])
+            record_units.extend(unit_results)
             if any(r.truncated for r in unit_results):
                 truncated.append(f)
             spans_ok = spans_ok and spans_preserved(columns[f][p.index], row[f], seg.spans)
         spans_lost += not spans_ok
-        rows.append({**row, "truncated_fields": truncated, "protected_spans_ok": spans_ok})
+        rows.append({**row, "truncated_fields": truncated, "protected_spans_ok": spans_ok,
+                     "log_prob": record_log_prob(record_units)})
     for i in verbatim:
         rows.append({"id": columns["id"][i], "lang": target, **{f: columns[f][i] for f in TEXT_FIELDS},
                      "model": fingerprint, "smoke": smoke, "truncated_fields": [], "protected_spans_ok": True,
-                     "kept_verbatim": True})
+                     "kept_verbatim": True, "log_prob": None})
 
     check_conservation(STAGE, {target: n_in}, {target: len(rows)}, {target: len(rejects)})
     rows.sort(key=lambda r: r["id"])
@@ -599,6 +624,8 @@ def translate_file(source: Path, lang: str, model_dir: Path, out: Path, metrics_
         if sent and translate_seconds > 0 else None,
         "engine_batches": engine_tokens.batches if engine_tokens else None,
         "memory": str(memory.directory), "memory_shards": len(memory.shards()),
+        "memory_migrated_shards": memory.migrated_shards,
+        "units_without_score": sum(results[u].score is None for u in distinct),
         "seconds": round(time.perf_counter() - started, 3),
     }
     if metrics_out:

@@ -27,7 +27,7 @@ import pyarrow.compute as pc
 from dataset_builder.artifacts import parquet_files, read_table, write_csv_rows, write_json, write_parquet
 from dataset_builder.ledger import check_conservation, write_rejects
 from dataset_builder.progress import progress_bar
-from quality import dedup, filters, langid, spans_check
+from quality import confidence, dedup, filters, langid, round_trip, spans_check
 from schemas.errors import PolyinstructError
 from schemas.languages import UnknownLanguageError, resolve
 from schemas.params import Params
@@ -37,7 +37,7 @@ STAGE = "filter"
 # Extra columns of our translate stage, with their Arrow types; absent ones are NULL and get defaults.
 EXTRA_COLUMNS: dict[str, pa.DataType] = {
     "model": pa.string(), "smoke": pa.bool_(), "truncated_fields": pa.list_(pa.string()),
-    "protected_spans_ok": pa.bool_(), "kept_verbatim": pa.bool_(),
+    "protected_spans_ok": pa.bool_(), "kept_verbatim": pa.bool_(), "log_prob": pa.float64(),
 }
 PLOT_ROWS = 3000  # at most this many points in length_ratio.csv, spread evenly over languages
 
@@ -314,6 +314,9 @@ def run_filter(source: Path, translated: Path, out_dir: Path, rejects: Path, met
                 skipped["length_ratio"] = (f"fewer than {fparams.length_ratio.min_rows} rows with a source of >= "
                                            f"{fparams.length_ratio.min_source_chars} chars in: {', '.join(few)}")
         checks = filters.sql_checks(fparams, has_truncated)
+        checks += confidence.checks(con, fparams.low_confidence, skipped)
+        round_trip_audit, round_trip_checks = round_trip.checks(con, quality, skipped)
+        checks += round_trip_checks
         con.execute(f"CREATE TABLE verdict AS {filters.verdict_sql(checks)}")
         progress.update(task, total=1, completed=1)
         lap("sql_checks")
@@ -369,10 +372,13 @@ FROM verdict v LEFT JOIN dup d USING (rid) LEFT JOIN near n USING (rid) LEFT JOI
         for name, switch in (("empty", fparams.empty), ("bad_chars", fparams.bad_chars),
                              ("truncated", fparams.truncated), ("placeholder", fparams.placeholder),
                              ("repetition", fparams.repetition), ("untranslated", fparams.untranslated),
-                             ("length_ratio", fparams.length_ratio), ("lang_id", fparams.lang_id)):
+                             ("length_ratio", fparams.length_ratio), ("lang_id", fparams.lang_id),
+                             ("low_confidence", fparams.low_confidence), ("round_trip", fparams.round_trip)):
             if not switch.enabled:
                 skipped[name] = f"disabled in params (quality.filters.{name}.enabled: false)"
         metrics, counts_in, by_reason = _metrics(con, params, reasons, skipped)
+        if round_trip_audit:
+            metrics["round_trip"] = round_trip_audit
 
         # Outputs: one file per language (sorted by id), one rejects table.
         out_dir = Path(out_dir)
@@ -383,7 +389,8 @@ FROM verdict v LEFT JOIN dup d USING (rid) LEFT JOIN near n USING (rid) LEFT JOI
 SELECT r.id, r.lang, r.instruction, r.input, r.output,
   coalesce(r.model, CASE WHEN r.is_source THEN 'source' ELSE 'unknown' END) AS model,
   coalesce(r.smoke, false) AS smoke, coalesce(r.truncated_fields, []::VARCHAR[]) AS truncated_fields,
-  coalesce(r.protected_spans_ok, true) AS protected_spans_ok, coalesce(r.kept_verbatim, false) AS kept_verbatim
+  coalesce(r.protected_spans_ok, true) AS protected_spans_ok, coalesce(r.kept_verbatim, false) AS kept_verbatim,
+  r.log_prob
 FROM rows r JOIN decision d USING (rid) WHERE d.reason IS NULL AND r.lang = $1 ORDER BY r.id""",
                                  params=[lang]).to_arrow_table()
             write_parquet(kept_table, out_dir / f"{lang}.parquet", TRANSLATED_SCHEMA)

@@ -140,9 +140,48 @@ class PlaceholderParams(FilterSwitch):
     min_code_token_recall: float = Field(default=0.9, ge=0, le=1)
 
 
+class LowConfidenceParams(FilterSwitch):
+    # The model's own score (translated Parquet column log_prob). Off in the demo: a smoke model's
+    # scores are random. A row is rejected below min_log_prob (absolute, e.g. -1.5), or below its
+    # language's `percentile` quantile once the language has min_rows scored rows; null turns a rule off.
+    enabled: bool = False
+    percentile: float | None = Field(default=0.02, gt=0, lt=1)
+    min_log_prob: float | None = Field(default=None, le=0)
+    min_rows: int = Field(default=50, ge=1)
+
+    @model_validator(mode="after")
+    def _one_rule(self) -> LowConfidenceParams:
+        if self.enabled and self.percentile is None and self.min_log_prob is None:
+            raise ValueError("low_confidence is enabled but both percentile and min_log_prob are null; set one")
+        return self
+
+
+class RoundTripFilterParams(FilterSwitch):
+    # Back-translate every record (a second translation) and reject those whose chrF++ against the source
+    # is below min_chrf, or below thresholds[lang] (any language code, stored as FLORES-200).
+    enabled: bool = False
+    min_chrf: float = Field(default=30.0, ge=0, le=100)
+    thresholds: dict[str, float] = Field(default_factory=dict)
+
+    @field_validator("thresholds")
+    @classmethod
+    def _known_languages(cls, thresholds: dict[str, float]) -> dict[str, float]:
+        for code, value in thresholds.items():
+            if not 0 <= value <= 100:
+                raise ValueError(f"chrF++ threshold for {code} is {value}; chrF++ is between 0 and 100")
+        return {resolve(code).flores: value for code, value in thresholds.items()}
+
+
+class RoundTripParams(_Section):
+    sample: int = Field(default=50, ge=1)  # records per language back-translated for the audit
+    dir: str = "data/round_trip"  # where the round-trip stage writes and the filter stage reads
+
+
 class FiltersParams(_Section):
     empty: FilterSwitch = FilterSwitch()
     lang_id: LangIdParams = LangIdParams()
+    low_confidence: LowConfidenceParams = LowConfidenceParams()
+    round_trip: RoundTripFilterParams = RoundTripFilterParams()
     untranslated: UntranslatedParams = UntranslatedParams()
     length_ratio: LengthRatioParams = LengthRatioParams()
     repetition: RepetitionParams = RepetitionParams()
@@ -163,6 +202,7 @@ class QualityParams(_Section):
     alignment: Literal["independent", "parallel"] = "independent"
     dedup: DedupParams = DedupParams()
     filters: FiltersParams = FiltersParams()
+    round_trip: RoundTripParams = RoundTripParams()
 
 
 class ValidationParams(_Section):
