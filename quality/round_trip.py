@@ -66,10 +66,15 @@ def checks(con: duckdb.DuckDBPyConnection, quality: QualityParams, skipped: dict
     settings = quality.filters.round_trip
     directory = Path(quality.round_trip.dir)
     table = _read(directory)
-    if table is None:
+    if table is not None:  # only back-translations of rows in this run count (a stale file's ids do not)
+        con.register("rt_all", table)
+        table = con.sql("SELECT f.* FROM rt_all f SEMI JOIN rows r ON r.lang = f.lang AND r.id = f.id "
+                        "AND NOT r.is_source ORDER BY f.lang, f.id").to_arrow_table()
+        con.unregister("rt_all")
+    if table is None or not table.num_rows:
         if settings.enabled:
-            raise PolyinstructError(f"quality.filters.round_trip is on but {directory} holds no round-trip files; "
-                                    "run the round_trip stage first (polyinstruct round-trip --lang ...)")
+            raise PolyinstructError(f"quality.filters.round_trip is on but {directory} holds no back-translation of "
+                                    "these rows; run the round_trip stage first (polyinstruct round-trip --lang ...)")
         return {}, []
     audit: dict[str, Any] = {"reference": {"bactrian_x_chrf_pp_mean": BACTRIAN_X_CHRF_PP,
                                            "what": "Bactrian-X's published round-trip audit (chrF++ mean)"},
