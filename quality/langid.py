@@ -296,7 +296,9 @@ def _fasttext_verdicts(prose: Sequence[str | None], rows: list[int], expected: s
     accepted = frozenset({prefix}).union(*(group for group in EQUIVALENT if prefix in group))
     covered = lid_model.covers(expected)
     lingua_knows_it = lingua_knows(expected)
-    confusions = frozenset(_prefix(c) for c in candidates_for(expected)) if lingua_knows_it else frozenset()
+    # English is no confusion for fastText (lingua adds it to every Latin-script set for its own sake).
+    confusions = frozenset(_prefix(c) for c in candidates_for(expected)) - {"eng"} if lingua_knows_it \
+        else frozenset()
     threshold = config.threshold(expected)
     to_lingua: list[int] = []
     texts = [prose[i] or "" for i in rows]

@@ -76,3 +76,15 @@ def test_confusable_pairs_go_to_lingua() -> None:
     verdicts, reasons = judge([portuguese, SPANISH], [1.0, 1.0], "spa_Latn", JudgeConfig(), stats)
     assert verdicts == [False, True] and stats == {"fasttext": 2, "lingua": 1}
     assert reasons[0] is not None and "por_Latn" in reasons[0]
+
+
+def test_english_is_rejected_for_every_bactrian_x_language() -> None:
+    from quality.langid import judge
+
+    for lang in BACTRIAN_X:
+        if lang.flores == "eng_Latn":
+            continue
+        stats: dict[str, int] = {}
+        verdicts, _ = judge([ENGLISH], [1.0], lang.flores, JudgeConfig(), stats)  # script check passed
+        assert verdicts == [False], lang.flores
+        assert stats.get("fasttext") == 1, lang.flores  # every language reaches a statistical model
