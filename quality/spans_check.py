@@ -55,6 +55,7 @@ _SCALE_AFTER = re.compile(r"\s*(thousand|million|billion|trillion)\b", re.I)
 # Myriad-based scales of CJK scripts: `150万` is 1,500,000.
 _CJK_SCALES: dict[str, int] = {"万": 10**4, "萬": 10**4, "亿": 10**8, "億": 10**8, "만": 10**4, "억": 10**8,
                                "千": 10**3, "천": 10**3}
+_CJK_SCALE_AFTER = re.compile(r"\s*[多余餘几幾]?\s*([万萬亿億만억千천])")
 
 
 def _squash(text: str) -> str:
@@ -94,6 +95,8 @@ def _values(number: str) -> set[str]:
         candidates.append(whole + "." + frac)
         if len(frac) == 3:  # `1,000` / `1.000`: thousands in most locales
             candidates.append(whole + frac)
+        elif seps[0] == ",":  # `3,5` in English is a list missing its space as often as a decimal comma
+            candidates += [whole, frac]
     out = set()
     for candidate in candidates:
         try:
@@ -129,9 +132,9 @@ def target_values(text: str) -> set[str]:
     for match in _NUMBER.finditer(text):
         values = _values(match.group())
         out |= values
-        after = text[match.end():match.end() + 1]
-        if after in _CJK_SCALES:
-            out |= _scaled(values, _CJK_SCALES[after])
+        scale = _CJK_SCALE_AFTER.match(text, match.end())
+        if scale:
+            out |= _scaled(values, _CJK_SCALES[scale.group(1)])
     return out
 
 
@@ -139,10 +142,11 @@ def _code_tokens(text: str) -> Counter[str]:
     return Counter(_CODE_TOKEN.findall(text))
 
 
-def field_mismatch(source: str, target: str, min_number: int, min_code_token_recall: float) \
-        -> tuple[str, str] | None:
-    """(reason, detail) for the first protected span of `source` that `target` did not keep, or None."""
-    spans = typed_spans(source)
+def field_mismatch(source: str, target: str, min_number: int, min_code_token_recall: float,
+                   spans: list[tuple[str, str]] | None = None) -> tuple[str, str] | None:
+    """(reason, detail) for the first protected span of `source` that `target` did not keep, or None.
+    `spans`: the source's `typed_spans`, when already known."""
+    spans = typed_spans(source) if spans is None else spans
     if not spans and not any(c.isdigit() for c in source):
         return None
     target = unicodedata.normalize("NFKC", target)
@@ -191,13 +195,37 @@ def _short(text: str, limit: int = 60) -> str:
     return text if len(text) <= limit else text[:limit] + "..."
 
 
+def kept_span_chars(spans: list[tuple[str, str]], target: str) -> int:
+    """Characters of the source's spans found verbatim in the translation: text the length-ratio check leaves out
+    on both sides (code is as long in every language; a translated span counts as prose on both sides)."""
+    return sum(len(span) for _, span in spans if span in target)
+
+
+def _source_span_chars(con: duckdb.DuckDBPyConnection) -> None:
+    """Table `source_span_chars` (id, span_chars): per source record (not per translation), in Python."""
+    ids: list[str] = []
+    chars: list[int] = []
+    query = con.execute("SELECT id, instruction, input, output FROM rows WHERE is_source AND id IN "
+                        "(SELECT id FROM rows WHERE protected_spans_ok)")
+    while batch := query.fetchmany(10_000):
+        for ident, *texts in batch:
+            ids.append(ident)
+            chars.append(sum(len(span) for text in texts for _, span in typed_spans(text)))
+    con.register("source_span_chars_found", pa.table({"id": pa.array(ids, pa.string()),
+                                                      "span_chars": pa.array(chars, pa.int64())}))
+    con.execute("CREATE OR REPLACE TABLE source_span_chars AS SELECT * FROM source_span_chars_found")
+    con.unregister("source_span_chars_found")
+
+
 def create_span_table(con: duckdb.DuckDBPyConnection, params: PlaceholderParams, skipped: dict[str, str]) -> None:
-    """Table `spans` (rid, span_reason, span_detail): the translate stage's flag where present, else the
-    localisation-aware comparison above with the source row of the same id."""
-    con.execute("CREATE OR REPLACE TABLE spans AS SELECT rid, CASE WHEN NOT protected_spans_ok THEN "
-                "'placeholder_lost' END AS span_reason, CASE WHEN NOT protected_spans_ok THEN 'a protected span "
-                "was not restored exactly once (translate stage flag)' END AS span_detail FROM rows "
-                "WHERE protected_spans_ok IS NOT NULL")
+    """Table `spans` (rid, span_reason, span_detail, kept_span_chars): the translate stage's flag where present
+    (its spans are verbatim by construction), else the localisation-aware comparison above with the source row."""
+    _source_span_chars(con)
+    con.execute("CREATE OR REPLACE TABLE spans AS SELECT r.rid, CASE WHEN NOT r.protected_spans_ok THEN "
+                "'placeholder_lost' END AS span_reason, CASE WHEN NOT r.protected_spans_ok THEN 'a protected span "
+                "was not restored exactly once (translate stage flag)' END AS span_detail, "
+                "CASE WHEN r.protected_spans_ok THEN coalesce(c.span_chars, 0) ELSE 0 END AS kept_span_chars "
+                "FROM rows r LEFT JOIN source_span_chars c USING (id) WHERE r.protected_spans_ok IS NOT NULL")
     unflagged = con.execute("SELECT count(*) FROM rows WHERE NOT is_source AND protected_spans_ok IS NULL") \
         .fetchall()[0][0]
     if not params.enabled or not unflagged:
@@ -210,19 +238,24 @@ def create_span_table(con: duckdb.DuckDBPyConnection, params: PlaceholderParams,
     rids: list[int] = []
     reasons: list[str | None] = []
     details: list[str | None] = []
+    kept: list[int] = []
     while batch := query.fetchmany(10_000):  # Python must look at each text here: batched
         for rid, *texts in batch:
             found = None
+            chars = 0
             for k, name in enumerate(TEXT_FIELDS):
-                mismatch = field_mismatch(texts[k + 3], texts[k], params.min_number, params.min_code_token_recall)
-                if mismatch:
-                    found = (mismatch[0], f"{mismatch[1]} in {name}")
-                    break
+                source, target = texts[k + 3], texts[k]
+                spans = typed_spans(source)
+                chars += kept_span_chars(spans, target)
+                if found is None:
+                    mismatch = field_mismatch(source, target, params.min_number, params.min_code_token_recall, spans)
+                    found = (mismatch[0], f"{mismatch[1]} in {name}") if mismatch else None
             rids.append(rid)
             reasons.append(found[0] if found else None)
             details.append(found[1] if found else None)
+            kept.append(chars)
     table = pa.table({"rid": pa.array(rids, pa.int64()), "span_reason": pa.array(reasons, pa.string()),
-                      "span_detail": pa.array(details, pa.string())})
+                      "span_detail": pa.array(details, pa.string()), "kept_span_chars": pa.array(kept, pa.int64())})
     con.register("span_checks", table)
-    con.execute("INSERT INTO spans SELECT rid, span_reason, span_detail FROM span_checks")
+    con.execute("INSERT INTO spans SELECT rid, span_reason, span_detail, kept_span_chars FROM span_checks")
     con.unregister("span_checks")

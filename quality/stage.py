@@ -27,7 +27,7 @@ import pyarrow.compute as pc
 from dataset_builder.artifacts import parquet_files, read_table, write_csv_rows, write_json, write_parquet
 from dataset_builder.ledger import check_conservation, write_rejects
 from dataset_builder.progress import progress_bar
-from quality import confidence, dedup, filters, langid, round_trip, spans_check
+from quality import confidence, dedup, filters, langid, language_bound, llm_failures, round_trip, spans_check
 from schemas.errors import PolyinstructError
 from schemas.languages import UnknownLanguageError, resolve
 from schemas.params import Params
@@ -297,7 +297,8 @@ def run_filter(source: Path, translated: Path, out_dir: Path, rejects: Path, met
             skipped["truncated"] = (f"column truncated_fields absent in "
                                     f"{', '.join(missing_extras['truncated_fields'])}: {where}")
         spans_check.create_span_table(con, fparams.placeholder, skipped)
-        compare = filters.COMPARE_SQL.format(min_source_chars=fparams.length_ratio.min_source_chars)
+        compare = filters.COMPARE_SQL.format(min_source_chars=fparams.length_ratio.min_source_chars,
+                                             buckets=fparams.length_ratio.buckets)
         con.execute(f"CREATE TABLE cmp AS SELECT c.*, s.span_reason, s.span_detail "
                     f"FROM ({compare}) c LEFT JOIN spans s USING (rid)")
         max_sim = fparams.untranslated.max_similarity if fparams.untranslated.enabled else 2
@@ -306,6 +307,11 @@ def run_filter(source: Path, translated: Path, out_dir: Path, rejects: Path, met
             WHERE log_length_ratio IS NOT NULL AND NOT empty_instruction AND NOT empty_output
               AND coalesce(source_similarity, 0) < {max_sim}
             GROUP BY lang""")
+        con.execute(f"""CREATE TABLE lrb AS SELECT lang, length_bucket, median(log_length_ratio) AS med,
+            mad(log_length_ratio) AS mad FROM cmp
+            WHERE log_length_ratio IS NOT NULL AND NOT empty_instruction AND NOT empty_output
+              AND coalesce(source_similarity, 0) < {max_sim}
+            GROUP BY lang, length_bucket HAVING count(*) >= {fparams.length_ratio.min_rows}""")
         if fparams.length_ratio.enabled:
             few = [r[0] for r in con.execute(
                 f"SELECT DISTINCT c.lang FROM cmp c LEFT JOIN lr USING (lang) WHERE NOT c.is_source "
@@ -313,6 +319,8 @@ def run_filter(source: Path, translated: Path, out_dir: Path, rejects: Path, met
             if few:
                 skipped["length_ratio"] = (f"fewer than {fparams.length_ratio.min_rows} rows with a source of >= "
                                            f"{fparams.length_ratio.min_source_chars} chars in: {', '.join(few)}")
+        language_bound.create_table(con, fparams.language_bound)
+        llm_failures.create_table(con, fparams.llm_failures)
         checks = filters.sql_checks(fparams, has_truncated)
         checks += confidence.checks(con, fparams.low_confidence, skipped)
         round_trip_audit, round_trip_checks = round_trip.checks(con, quality, skipped)
@@ -377,6 +385,8 @@ FROM verdict v LEFT JOIN dup d USING (rid) LEFT JOIN near n USING (rid) LEFT JOI
             if not switch.enabled:
                 skipped[name] = f"disabled in params (quality.filters.{name}.enabled: false)"
         metrics, counts_in, by_reason = _metrics(con, params, reasons, skipped)
+        if fparams.language_bound.enabled and fparams.language_bound.flag:
+            metrics["language_bound_flagged"] = language_bound.flagged_counts(con)
         if round_trip_audit:
             metrics["round_trip"] = round_trip_audit
 

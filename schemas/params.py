@@ -9,6 +9,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from schemas import language_bound
 from schemas.errors import PolyinstructError
 from schemas.languages import resolve
 
@@ -121,6 +122,9 @@ class LengthRatioParams(FilterSwitch):
     min_source_chars: int = Field(default=20, ge=0)
     min_mad: float = Field(default=0.05, ge=0)  # floor of the MAD, for languages with near-constant ratios
     min_rows: int = Field(default=20, ge=1)  # fewer rows with a usable ratio: the check is skipped
+    # Source prose lengths are bucketed by doubling from min_source_chars (20-39, 40-79, ...); each bucket with
+    # min_rows rows gets its own median and MAD (short texts vary more). 1: one bound per language.
+    buckets: int = Field(default=6, ge=1)
 
 
 class RepetitionParams(FilterSwitch):
@@ -177,6 +181,29 @@ class RoundTripParams(_Section):
     dir: str = "data/round_trip"  # where the round-trip stage writes and the filter stage reads
 
 
+class LanguageBoundParams(FilterSwitch):
+    """Tasks that depend on English form (schemas.language_bound): rule families whose rows are rejected, and
+    families whose rows are kept and counted per language (metrics: language_bound_flagged)."""
+    reject: list[str] = Field(default_factory=lambda: list(language_bound.REJECT_DEFAULT))
+    flag: list[str] = Field(default_factory=lambda: list(language_bound.FLAG_DEFAULT))
+
+    @field_validator("reject", "flag")
+    @classmethod
+    def _known_families(cls, families: list[str]) -> list[str]:
+        unknown = sorted(set(families) - set(language_bound.RULES))
+        if unknown:
+            raise ValueError(f"unknown language_bound families {unknown}; known: {sorted(language_bound.RULES)}")
+        return families
+
+
+class LlmFailuresParams(FilterSwitch):
+    """LLM-translator failures (quality.llm_failures): llm_chatter, llm_answered, english_left."""
+    # A translated instruction longer than the language's median length ratio by this factor answers instead.
+    max_instruction_growth: float = Field(default=3.0, gt=1)
+    # English function words ("the", "which", ...) outside code lines and quotations, from which a row fails.
+    min_english_words: int = Field(default=5, ge=1)
+
+
 class FiltersParams(_Section):
     empty: FilterSwitch = FilterSwitch()
     lang_id: LangIdParams = LangIdParams()
@@ -186,6 +213,8 @@ class FiltersParams(_Section):
     length_ratio: LengthRatioParams = LengthRatioParams()
     repetition: RepetitionParams = RepetitionParams()
     placeholder: PlaceholderParams = PlaceholderParams()
+    language_bound: LanguageBoundParams = LanguageBoundParams()
+    llm_failures: LlmFailuresParams = LlmFailuresParams()
     truncated: FilterSwitch = FilterSwitch()
     bad_chars: FilterSwitch = FilterSwitch()
 
