@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from dataset_builder.artifacts import read_table, write_json, write_parquet
@@ -52,6 +53,7 @@ from dataset_builder.segment import (
     segment,
     spans_preserved,
 )
+from schemas import language_bound
 from schemas.errors import PolyinstructError
 from schemas.languages import nllb_codes, resolve
 from schemas.params import Params, TranslateParams
@@ -459,9 +461,10 @@ def _file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _apply_policy(plan: SourcePlan, ids: list[str], policy: str, lang: str
+def _apply_policy(plan: SourcePlan, ids: list[str], policy: str, lang: str, language_bound: list[bool] | None = None
                   ) -> tuple[list[Planned], list[int], list[dict[str, str]]]:
-    """Records to translate, records kept verbatim (code_policy keep), and rejects."""
+    """Records to translate, records kept verbatim (code_policy keep), and rejects. `language_bound`: per
+    record, whether its task depends on English form (translate.skip_language_bound)."""
     planned: list[Planned] = []
     verbatim: list[int] = []
     rejects: list[dict[str, str]] = []
@@ -470,6 +473,10 @@ def _apply_policy(plan: SourcePlan, ids: list[str], policy: str, lang: str
             rejects.append({"id": rid, "lang": lang, "stage": STAGE, "reason": "empty_source",
                             "detail": f"field '{plan.empty[i]}' is empty; an instruction record needs an"
                                       " instruction and an output"})
+        elif language_bound and language_bound[i]:
+            rejects.append({"id": rid, "lang": lang, "stage": STAGE, "reason": "language_bound",
+                            "detail": "the task depends on English form (schemas.language_bound); "
+                                      "translate.skip_language_bound=true"})
         elif policy == "skip" and plan.mostly_code[i]:
             rejects.append({"id": rid, "lang": lang, "stage": STAGE, "reason": "code_skipped",
                             "detail": "mostly code; translate.code_policy=skip"})
@@ -478,6 +485,15 @@ def _apply_policy(plan: SourcePlan, ids: list[str], policy: str, lang: str
         else:
             planned.append(Planned(i, dict(plan.fields[i] or {})))
     return planned, verbatim, rejects
+
+
+def _language_bound(table: pa.Table, params: Params) -> list[bool] | None:
+    """Per record: skip it (translate.skip_language_bound) because quality would reject its task anyway
+    (a family in quality.filters.language_bound.reject). One vectorised RE2 match over the instructions."""
+    families = params.quality.filters.language_bound.reject
+    if not params.translate.skip_language_bound or not families:
+        return None
+    return pc.match_substring_regex(table.column("instruction"), language_bound.pattern(families)).to_pylist()
 
 
 def _fit_units(planned: list[Planned], budget: int, count: Callable[[Sequence[str]], list[int]]) -> int:
@@ -535,7 +551,8 @@ def translate_file(source: Path, lang: str, model_dir: Path, out: Path, metrics_
         rows_in = list(zip(*(columns[f] for f in TEXT_FIELDS), strict=True))
         plan = plan_source(source, rows_in, memory_root, lambda k: progress.advance(task, k),
                            lang=resolve(src_lang).iso639_1 or "en")
-    planned, verbatim, rejects = _apply_policy(plan, columns["id"], settings.code_policy, target)
+    planned, verbatim, rejects = _apply_policy(plan, columns["id"], settings.code_policy, target,
+                                               _language_bound(table, params))
     split_fields = _fit_units(planned, engine.input_budget, engine.count_tokens)
     occurrences = [normalise_unit(u) for p in planned for s in p.fields.values() for u in s.units]
     distinct = sorted(set(occurrences))

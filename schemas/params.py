@@ -75,6 +75,9 @@ class TranslateParams(_Section):
     no_repeat_ngram_size: int = Field(default=4, ge=0)
     repetition_penalty: float = Field(default=1.1, ge=1.0)
     code_policy: Literal["keep", "skip", "translate"] = "translate"
+    # Reject, before translating, records whose task quality would reject as language_bound (the families in
+    # quality.filters.language_bound.reject): no GPU time on tasks that break in translation.
+    skip_language_bound: bool = False
     shard_units: int = Field(default=2048, ge=1)
     cache: str = "data/translation_memory"
     ray_address: str | None = None
