@@ -11,6 +11,7 @@ How a text is judged against an expected language (`judge`, used by the filter s
    - Its first guess is the expected language (or one practically indistinguishable from it): kept.
    - Its first guess is a likely confusion that lingua also knows (es/pt/gl, cs/sk, ru/bg/uk ...):
      lingua, stronger on such pairs, decides among the expected language's confusions (step 4).
+     English is no such confusion: fastText judges it itself.
    - Another language with probability >= the language's threshold (`thresholds`, else
      `min_confidence`): rejected. A less clear lead leaves the text not judged.
    - A language lid.176 lacks (xh and most of NLLB's long tail): lingua where it knows the language,
