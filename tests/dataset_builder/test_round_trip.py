@@ -11,6 +11,7 @@ import pytest
 
 from dataset_builder.round_trip import ROUND_TRIP_SCHEMA, round_trip_file, sample_ids
 from dataset_builder.translate import translate_file
+from quality.round_trip import score
 from schemas.errors import PolyinstructError
 from schemas.params import Params, parse_params
 from tests.dataset_builder.test_memory_scores import _source
@@ -39,6 +40,11 @@ def test_back_translation_goes_through_the_memory(smoke_nllb: Path, tmp_path: Pa
     rows = table.to_pylist()
     assert [r["id"] for r in rows] == sample_ids(["t-0", "t-1", "t-2"], 2)
     assert all(r["lang"] == "fra_Latn" and r["smoke"] and r["back_text"] for r in rows)
+    # The smoke model's token map is its own inverse by construction, so a correctly wired round trip
+    # (right ids, fields, units) recovers much of the source; pairing each text with another record's does not.
+    sources, backs = [r["source_text"] for r in rows], [r["back_text"] for r in rows]
+    assert score(sources, backs, per_record=False)["chrf_pp"] > 50
+    assert score(sources, backs[1:] + backs[:1], per_record=False)["chrf_pp"] < 40
     # The back-translation has its own memory key (fra -> eng): a rerun sends nothing to the engine.
     again = round_trip_file(source, translated, smoke_nllb, out, None, params, cache=tmp_path / "memory")
     assert again["units_translated"] == 0 and again["cache_hits"] > 0
