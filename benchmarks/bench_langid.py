@@ -4,7 +4,8 @@ Texts are real: hplt-test's human translations (bg, es, fr, ru, zh, en) and the 
 Chinese), each row's instruction + output as the filter stage judges it, cycled up to `rows` texts.
 Both identifiers run the same step as `quality.stage` does, one language at a time: DuckDB prose
 extraction and script fraction, then `quality.langid.judge`. Reported: texts/s of each (wall and per
-CPU-second, all threads counted), their ratios, the SQL share, and the share of texts each keeps per language (the human translations should all stay).
+CPU-second, all threads counted), their ratios, the SQL share, and the share of texts each keeps per
+language (the human translations should all stay).
 quick=True: 4,000 texts; default 40,000; `python -m benchmarks.bench_langid --rows N` for any size.
 """
 

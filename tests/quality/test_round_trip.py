@@ -74,6 +74,6 @@ def test_audit_only_and_smoke_says_mechanics_only(tmp_path: Path) -> None:
 def test_filter_without_round_trip_files_is_one_line(tmp_path: Path) -> None:
     source, target = base_rows(20)
     write_set(tmp_path, source, {"fra_Latn": target})
-    with pytest.raises(PolyinstructError, match="no back-translation of these rows; run the round_trip stage first") as err:
+    with pytest.raises(PolyinstructError, match="no back-translation of these rows; run the round_trip stage") as err:
         _run(tmp_path, tmp_path / "nowhere", enabled=True)
     assert "\n" not in str(err.value)
