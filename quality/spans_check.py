@@ -45,6 +45,9 @@ _VARIABLE = re.compile(r"^(?:\{\{.*\}\}|\$\{.*\}|\{[\w.\s]*\}|%\(\w+\)[sdf]|%[sd
 _MARKUP = re.compile(r"^</?[a-z][\w-]*(?:\s+[\w-]+(?:=\S+)?)*\s*/?>$|^<!|^<\?")
 _BRACKET = re.compile(r"\[[^\[\]\n]{1,80}\]|［[^［］\n]{1,80}］|【[^【】\n]{1,80}】")
 _ANGLE = re.compile(r"<[^<>\n]{1,80}>|＜[^＜＞\n]{1,80}＞|《[^《》\n]{1,80}》")
+# A one-line "block" that only gives a word a value (`Years = 15`, `Length=4cm`): prose a translator rightly
+# translates; its numbers are still checked.
+_ASSIGNMENT = re.compile(r"^\s*[A-Za-z][A-Za-z ]{0,30}\s*=\s*[-+$€£]?\d[\d.,]*\s*[A-Za-z%]{0,5}\s*[.,]?\s*$")
 _CODE_TOKEN = re.compile(r"\w+|[^\w\s]")
 _STRING = re.compile(r"\"[^\"\n]*\"|'[^'\n]*'")
 _COMMENT = re.compile(r"(?m)(?:^|\s)(?:#|//|--)\s.*$|/\*.*?\*/|<!--.*?-->", re.S)
@@ -165,8 +168,8 @@ def field_mismatch(source: str, target: str, min_number: int, min_code_token_rec
                 angles += 1
             else:
                 brackets += 1
-        if refined != "number":  # numbers inside code, URLs and placeholders are checked with them
-            prose = prose.replace(span, " ", 1)
+        if refined != "number" and not (refined == "block" and _ASSIGNMENT.match(span)):
+            prose = prose.replace(span, " ", 1)  # numbers inside code, URLs and placeholders are checked with them
     target_tokens: Counter[str] | None = None
     for (kind, body), count in exact.items():
         if squashed.count(body) >= count:
@@ -177,6 +180,8 @@ def field_mismatch(source: str, target: str, min_number: int, min_code_token_rec
             kept = sum((wanted & target_tokens).values())
             if kept >= min_code_token_recall * sum(wanted.values()):
                 continue
+            if kind == "block" and _ASSIGNMENT.match(span_of[(kind, body)]):
+                continue  # `Length = 4cm` in prose: its word is translated, its number is checked with the prose
         return KIND_REASON[kind], f"{kind} {_short(body)!r} not kept"
     if len(_BRACKET.findall(target)) < brackets:
         return "placeholder_lost", f"{brackets} bracketed placeholder(s) in the source, fewer in the translation"

@@ -28,6 +28,7 @@ def check(source: str, target: str) -> str | None:
     ('print("Hello World")', 'print("Hallo Welt")'),  # words inside a string literal
     ("Give three examples.", "Nennen Sie drei Beispiele."),  # small numbers are not checked
     ("In 2020 there were 48/2 = 24 teams.", "2020年有 48/2 = 24 支队伍。"),
+    ("Years = 15", "Jahre = 15"),  # a word given a value is prose, not code
 ])
 def test_localisation_passes(source: str, target: str) -> None:
     assert check(source, target) is None
@@ -45,6 +46,8 @@ def test_localisation_passes(source: str, target: str) -> None:
     ("The tower is 330 meters tall.", "Der Turm ist 300 Meter hoch.", "number_changed"),
     ("It reaches 10,800 meters (35,400 ft).", "Er erreicht 10.800 Meter.", "number_changed"),
     ("So <<48/2=24>>24 each.", "所以每人24。", "code_changed"),
+    ("Years = 15", "Jahre = 16", "number_changed"),
+    ("int a = 10;", "整数 a = 10;", "code_changed"),
 ])
 def test_defects_fail_for_their_reason(source: str, target: str, reason: str) -> None:
     assert check(source, target) == reason
