@@ -161,8 +161,9 @@ def field_mismatch(source: str, target: str, min_number: int, min_code_token_rec
     for kind, span in spans:
         refined = _kind(kind, span)
         if refined in KIND_REASON and refined != "bracket":
-            exact[(refined, _squash(span))] += 1
-            span_of[(refined, _squash(span))] = span
+            key = (refined, _squash(unicodedata.normalize("NFKC", span)))  # compared with the NFKC target
+            exact[key] += 1
+            span_of[key] = unicodedata.normalize("NFKC", span)
         elif refined == "bracket" and "," not in span:
             if span.startswith("<"):
                 angles += 1
@@ -187,7 +188,7 @@ def field_mismatch(source: str, target: str, min_number: int, min_code_token_rec
         return "placeholder_lost", f"{brackets} bracketed placeholder(s) in the source, fewer in the translation"
     if len(_ANGLE.findall(target)) < angles:
         return "placeholder_lost", f"{angles} <placeholder>(s) in the source, fewer in the translation"
-    wanted_numbers = source_numbers(prose, min_number)
+    wanted_numbers = source_numbers(unicodedata.normalize("NFKC", prose), min_number)
     if wanted_numbers:
         have = target_values(target)
         for written, values in wanted_numbers:
