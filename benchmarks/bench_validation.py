@@ -55,7 +55,8 @@ def _dataset(records: int) -> tuple[Path, dict[str, Any]]:
             "id": source["id"], "lang": pa.array(["eng_Latn"] * n), "instruction": source["instruction"],
             "input": source["input"], "output": source["output"], "model": pa.array(["source"] * n),
             "smoke": pa.array([False] * n), "truncated_fields": pa.array([[]] * n, pa.list_(pa.string())),
-            "protected_spans_ok": pa.array([True] * n), "kept_verbatim": pa.array([False] * n)})
+            "protected_spans_ok": pa.array([True] * n), "kept_verbatim": pa.array([False] * n),
+            "log_prob": pa.nulls(n, pa.float64())})
         write_parquet(english, filtered / "eng_Latn.parquet", TRANSLATED_SCHEMA)
         marker.write_text(json.dumps(info, indent=2, sort_keys=True))
     return root, json.loads(marker.read_text())

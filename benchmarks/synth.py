@@ -218,7 +218,7 @@ def _translate(source: pl.DataFrame, lang: Language, index: int, rng: np.random.
         pl.when(plant == "truncated").then(pl.lit(["output"])).otherwise(pl.lit([], dtype=pl.List(pl.String)))
         .alias("truncated_fields"),
         (plant != "placeholder").alias("protected_spans_ok"), pl.lit(False).alias("kept_verbatim"),
-        "plant",
+        pl.lit(None, dtype=pl.Float64).alias("log_prob"), "plant",
     )
 
 

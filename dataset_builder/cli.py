@@ -122,12 +122,15 @@ def _register_areas() -> None:
         recipes,
         report,
         respond,
+        round_trip,
         training,
         translate,
         validation,
     )
 
-    for area in (translate, respond, quality, validation, export, training, evaluation, report, doctor, recipes):
+    areas = (translate, round_trip, respond, quality, validation, export, training, evaluation, report, doctor,
+             recipes)
+    for area in areas:
         area.register(app, model_app)
 
 

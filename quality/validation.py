@@ -114,6 +114,8 @@ def _gx_type_name(arrow_type: pa.DataType) -> str:
         return "bool"
     if pa.types.is_list(arrow_type) or pa.types.is_large_list(arrow_type):
         return "list"
+    if pa.types.is_floating(arrow_type):
+        return "float"
     raise ValueError(f"no GE type name for {arrow_type}")
 
 

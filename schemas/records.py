@@ -35,6 +35,9 @@ class TranslatedRecord(BaseModel):
     truncated_fields: list[str]  # fields where a unit hit max_decoding_length
     protected_spans_ok: bool  # every protected span (code, URL, number, placeholder) restored exactly once
     kept_verbatim: bool  # mostly-code record copied untranslated under translate.code_policy=keep
+    # The model's confidence: its units' CTranslate2 scores (log-probability per token), averaged with
+    # target tokens as weights. Null when unknown (kept verbatim, a memory migrated from format 1).
+    log_prob: float | None
 
 
 class RespondedRecord(TranslatedRecord):
@@ -55,10 +58,9 @@ class Reject(BaseModel):
 
 
 def _arrow_schema(model: type[BaseModel]) -> pa.Schema:
-    types = {str: pa.string(), bool: pa.bool_(), list[str]: pa.list_(pa.string())}
-    return pa.schema(
-        [pa.field(name, types[field.annotation], nullable=False) for name, field in model.model_fields.items()]
-    )
+    types = {str: pa.string(), bool: pa.bool_(), list[str]: pa.list_(pa.string()), float | None: pa.float64()}
+    return pa.schema([pa.field(name, types[field.annotation], nullable=field.annotation == float | None)
+                      for name, field in model.model_fields.items()])
 
 
 SOURCE_SCHEMA: pa.Schema = _arrow_schema(SourceRecord)

