@@ -132,10 +132,10 @@ def _index() -> dict[str, Language]:
 # ISO 639 codes that match several NLLB codes (a macrolanguage's members, or one language in two scripts):
 # the written standard or most-spoken variety, as Bactrian-X and FLORES-200 pick it.
 MACRO_CHOICE: dict[str, str] = {
-    "ace": "ace_Latn", "aka": "aka_Latn", "ara": "arb_Arab", "arb": "arb_Arab", "aze": "azj_Latn",
-    "bjn": "bjn_Latn", "fas": "pes_Arab", "hbs": "hrv_Latn", "kas": "kas_Arab", "kau": "knc_Latn",
-    "knc": "knc_Latn", "kur": "kmr_Latn", "lav": "lvs_Latn", "min": "min_Latn", "msa": "zsm_Latn",
-    "nor": "nob_Latn", "taq": "taq_Latn", "tmh": "taq_Latn", "zho": "zho_Hans",
+    "ace": "ace_Latn", "ara": "arb_Arab", "aze": "azj_Latn", "bjn": "bjn_Latn", "fas": "pes_Arab",
+    "hbs": "hrv_Latn", "kas": "kas_Arab", "kau": "knc_Latn", "knc": "knc_Latn", "kur": "kmr_Latn",
+    "lav": "lvs_Latn", "msa": "zsm_Latn", "nor": "nob_Latn", "taq": "taq_Latn", "tmh": "taq_Latn",
+    "zho": "zho_Hans",
 }
 
 

@@ -41,15 +41,19 @@ def test_every_iso_code_of_an_nllb_language_is_accepted() -> None:
     for code in nllb_codes():
         by_639_3.setdefault(code.split("_")[0], set()).add(code)
     checked = 0
+    ambiguous = set()
     for lang in iter_langs():
         options = by_639_3.get(lang.pt3, set()) or {c for m in lang.individuals() for c in by_639_3.get(m.pt3, ())}
         if not lang.pt3 or not options:
             continue
+        if len(options) > 1:
+            ambiguous.add(lang.pt3)
         for key in (lang.pt1, lang.pt3):
             if key:
                 assert resolve(key).flores in options, key
                 checked += 1
     assert checked > 250
+    assert set(MACRO_CHOICE) == ambiguous  # a choice for each ambiguous code, and only for those
     assert set(MACRO_CHOICE.values()) <= set(nllb_codes())
 
 
