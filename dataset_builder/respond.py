@@ -92,7 +92,7 @@ def open_engine(params: Params, model: str | None = None) -> tuple[GenerationEng
         return OpenAICompatibleEngine(settings.endpoint, settings.decoding), "remote"
     model_dir = resolve_responder(model or params.models.responder, params)
     fingerprint, smoke, context = responder_identity(model_dir)
-    device = resolve_device(settings.device)
+    device = resolve_device(settings.device, stage="respond")
     compute_type = resolve_compute_type(settings.compute_type, device)
     return CTranslate2Generator(model_dir, fingerprint, smoke, context, settings.decoding, device, compute_type,
                                 settings.max_batch_tokens), compute_type

@@ -44,13 +44,14 @@ def _sql(pattern: str) -> str:
 
 
 def create_table(con: duckdb.DuckDBPyConnection, params: LlmFailuresParams) -> None:
-    """Table `llm_flags` (rid, llm_reason, llm_detail) over translated rows; needs `lr` (per-language
-    length-ratio median) for the instruction-growth rule."""
+    """Table `llm_flags` (rid, llm_reason, llm_detail) over translated rows."""
     text = "t.instruction || chr(10) || t.input || chr(10) || t.output"
     source = "s.instruction || chr(10) || s.input || chr(10) || s.output"
     english = (f"len(regexp_extract_all(lower(regexp_replace(regexp_replace({text}, {_sql(_CODE_LINE)}, '', 'g'), "
                f"{_sql(_QUOTED)}, '', 'g')), {_sql(_ENGLISH_WORDS)}))")
-    growth = "ln((length(t.instruction) + 1) / (length(s.instruction) + 1)) - coalesce(lr.med, 0)"
+    # Growth against the language's median *instruction* ratio: the whole-record ratio would also move with
+    # the outputs, which in generate mode are written, not translated.
+    growth = "ln((length(t.instruction) + 1) / (length(s.instruction) + 1)) - coalesce(ir.med, 0)"
     con.execute(f"""
 CREATE OR REPLACE TABLE llm_flags AS
 SELECT rid,
@@ -71,7 +72,10 @@ FROM (
     END AS chatter,
     length(t.instruction) >= 40 AND {growth} > ln({params.max_instruction_growth}) AS answered,
     CASE WHEN {params.enabled} THEN {english} ELSE 0 END AS english_words
-  FROM rows t JOIN rows s ON s.is_source AND s.id = t.id LEFT JOIN lr ON lr.lang = t.lang
+  FROM rows t JOIN rows s ON s.is_source AND s.id = t.id LEFT JOIN (
+    SELECT t.lang, median(ln((length(t.instruction) + 1) / (length(s.instruction) + 1))) AS med
+    FROM rows t JOIN rows s ON s.is_source AND s.id = t.id WHERE NOT t.is_source GROUP BY t.lang
+  ) ir ON ir.lang = t.lang
   WHERE NOT t.is_source AND {params.enabled}
 )
 WHERE chatter IS NOT NULL OR answered OR english_words >= {params.min_english_words}

@@ -73,7 +73,7 @@ PARALLEL_REQUIRED_COLUMNS: tuple[str, ...] = ("id", "lang", *TEXT_FIELDS)
 
 def _same_kind(found: pa.DataType, expected: pa.DataType) -> bool:
     """Equal types, counting the string and list encodings Arrow writers choose freely as one."""
-    if found.equals(expected):
+    if found.equals(expected) or pa.types.is_null(found):  # a column of nulls holds no value of a wrong type
         return True
     if pa.types.is_dictionary(found):
         return _same_kind(found.value_type, expected)

@@ -70,9 +70,9 @@ def test_mix_with_a_missing_tokenizer_is_one_line(tmp_path: Path, monkeypatch: p
 def test_sft_values_are_type_checked(tmp_path: Path) -> None:
     bad = parse_params({"training": {"sft": {"learning_rate": "fast"}}}, "test")
     with pytest.raises(PolyinstructError, match=r"params.training.sft.learning_rate: 'fast' is not a valid value"):
-        sft_config_kwargs(bad, tmp_path, 1, False, False)
+        sft_config_kwargs(bad, tmp_path, bad.training.budget, False, False)
     yaml_text = parse_params({"training": {"sft": {"learning_rate": "2e-4"}}}, "test")  # YAML reads 2e-4 as text
-    assert sft_config_kwargs(yaml_text, tmp_path, 1, False, False)["learning_rate"] == 2e-4
+    assert sft_config_kwargs(yaml_text, tmp_path, yaml_text.training.budget, False, False)["learning_rate"] == 2e-4
 
 
 def test_missing_default_base_model_says_how_to_make_it_and_never_tries_the_hub(

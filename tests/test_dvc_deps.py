@@ -27,6 +27,11 @@ RUNS = {
     "mix": {"dataset_builder", "schemas", "trl_training"},
     "train": {"dataset_builder", "schemas", "trl_training"},
     "evaluate": {"dataset_builder", "quality", "schemas", "trl_training"},  # fidelity uses quality.langid
+    "respond": {"dataset_builder", "schemas"},
+    "round_trip": {"dataset_builder", "schemas"},
+    "report": {"dataset_builder", "quality", "schemas"},
+    "benchmark": {"dataset_builder", "schemas", "trl_training"},
+    "compare": {"dataset_builder", "schemas", "trl_training"},
 }
 
 

@@ -76,7 +76,10 @@ def test_filter_rejects_generated_refusals_and_chatter_only(tmp_path: Path) -> N
                   TRANSLATED_SCHEMA)
     params = parse_params({"languages": {"targets": ["fra_Latn", "deu_Latn"]}, "quality": {
         "dedup": {"near": False}, "filters": {"lang_id": {"enabled": False}, "length_ratio": {"enabled": False},
-                                              "untranslated": {"enabled": False}}}})
+                                              "untranslated": {"enabled": False},
+                                              # the German fixtures are English text in a German file: the
+                                              # translator checks would rightly reject them; not what this tests
+                                              "llm_failures": {"enabled": False}}}})
     result = run_filter(tmp_path / "source.parquet", tmp_path / "in", tmp_path / "out", tmp_path / "rejects.parquet",
                         tmp_path / "quality.json", None, params)
     rejects = {(r["lang"], r["id"]): r for r in pq.read_table(tmp_path / "rejects.parquet").to_pylist()}

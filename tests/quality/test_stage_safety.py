@@ -88,7 +88,9 @@ def test_lang_id_is_on_by_default_and_smoke_rows_skip_it(tmp_path: Path) -> None
     params_yaml = (REPO_ROOT / "params.yaml").read_text(encoding="utf-8")
     assert "lang_id: {enabled: true" in params_yaml
     source, target = base_rows(20)
-    wrong = [{**r, "instruction": RUSSIAN, "output": RUSSIAN + f" {i}"} for i, r in enumerate(target)]
+    # Russian in a French file, numbers kept (so only language ID can tell): "Case {i} of 20".
+    wrong = [{**r, "instruction": f"{RUSSIAN} Случай {i} из 20.", "output": RUSSIAN + f" {i}"}
+             for i, r in enumerate(target)]
     for model, kept in (("smoke:abc123", 20), ("facebook/nllb-200-distilled-600M", 0)):
         root = tmp_path / model.replace("/", "_").replace(":", "_")
         root.mkdir()
