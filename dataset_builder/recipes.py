@@ -81,7 +81,8 @@ def shrink(raw: dict[str, Any], *, limit: int = 20, languages: int = 1, mixtures
     training["lora"]["target_modules"] = SMOKE_LORA_TARGETS
     training["sft"].update(per_device_train_batch_size=4, gradient_accumulation_steps=1, max_length=96,
                            warmup_steps=0, logging_steps=1, save_steps=steps)
-    out["evaluate"].update(max_new_tokens=4, max_eval_examples=2, max_generation_prompts=1)
+    out["evaluate"].update(max_new_tokens=4, max_eval_examples=2, max_generation_prompts=1,
+                           benchmarks=[])  # lm-eval tasks read their data from the Hub
     if out["evaluate"].get("judge", {}).get("model"):
         out["evaluate"]["judge"].update(model="smoke", decoding={"max_new_tokens": 8, "temperature": 0.0})
     parse_params(out, "shrunken recipe")

@@ -39,9 +39,13 @@ def dvc_root(start: Path) -> Path | None:
 
 
 def render_dvc_plots(out_dir: Path, repo: Path) -> Path:
-    """`dvc plots show` of every plot dvc.yaml declares, through the local template (vendored Vega)."""
+    """`dvc plots show` through the local template (vendored Vega), of the declared plot files (all of them
+    CSVs under metrics/) that hold data: a plot whose stage did not run, or that has no rows (benchmarks
+    are opt-in), would be an empty frame."""
+    targets = [str(path.relative_to(repo)) for path in sorted((repo / "metrics").rglob("*.csv"))
+               if len(path.read_text(encoding="utf-8").strip().splitlines()) > 1]
     cmd = [sys.executable, "-m", "dvc", "plots", "show", "--html-template", str(DVC_PLOTS_TEMPLATE),
-           "-o", str(out_dir.resolve())]
+           "-o", str(out_dir.resolve()), *targets]
     done = subprocess.run(cmd, cwd=repo, capture_output=True, text=True)
     page = out_dir / "index.html"
     if done.returncode != 0 or not page.exists():

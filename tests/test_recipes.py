@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -49,6 +50,31 @@ def test_presets_validate_with_the_papers_settings() -> None:
     assert recipes == {"monolingual", "multilingual", "downsampled"}
     down = next(m for m in chen.mixtures if m.recipe == "downsampled")
     assert down.lang == "eng_Latn" and down.budget is None  # as many examples as the English monolingual mix
+
+
+def _param_keys_dvc_reads() -> set[str]:
+    """Every params key dvc.yaml interpolates (`${a.b}`) or lists under a stage's `params`."""
+    text = (REPO_ROOT / "dvc.yaml").read_text(encoding="utf-8")
+    keys = set(re.findall(r"\$\{([a-z_.]+)\}", text))
+    for stage in yaml.safe_load(text)["stages"].values():
+        keys |= {p for p in stage.get("do", stage).get("params", []) if isinstance(p, str)}
+    return {k for k in keys if not k.startswith("item")}
+
+
+@pytest.mark.parametrize("name", ["bactrian-x", "chen2024"])
+def test_presets_hold_every_key_dvc_reads(name: str) -> None:
+    """A preset is a complete params.yaml: DVC fails on a key it interpolates or tracks that is missing."""
+    preset = load_recipe(name)
+
+    def has(key: str) -> bool:
+        node: Any = preset
+        for part in key.split("."):
+            if not isinstance(node, dict) or part not in node:
+                return False
+            node = node[part]
+        return True
+
+    assert [k for k in sorted(_param_keys_dvc_reads()) if not has(k)] == []
 
 
 def test_recipe_command_writes_params(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,

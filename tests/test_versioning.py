@@ -143,7 +143,8 @@ def test_the_export_names_its_commit_and_dvc_lock(versioned: Versioned) -> None:
     assert lineage["git"] == {"commit": versioned.code_commit, "dirty": False, "dirty_paths": []}
     lock = yaml.safe_load((second / "dvc.lock").read_text())["stages"]  # the dvc.lock committed with the run
     recorded = lineage["dvc_lock"]
-    assert set(recorded["upstream_stages"]) == {"ingest", "models", "translate@fra_Latn", "filter", "validate"}
+    assert set(recorded["upstream_stages"]) == {"ingest", "models", "translate@fra_Latn", "round_trip@fra_Latn",
+                                                "filter", "validate"}
     assert recorded["upstream_sha256"] == sha256_json({name: lock[name] for name in recorded["upstream_stages"]})
     assert recorded["outs"]["data/filtered"] == next(o["md5"] for o in lock["filter"]["outs"]
                                                      if o["path"] == "data/filtered")
