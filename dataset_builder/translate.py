@@ -165,20 +165,6 @@ class CTranslate2Engine:
     def decoding_limit(self, source_tokens: int) -> int:
         return math.ceil(self.settings.decoding_length_ratio * source_tokens) + self.settings.decoding_length_extra
 
-    def _batches(self, lengths: list[int]) -> list[list[int]]:
-        """Indexes sorted by length, cut so that each padded batch stays within max_batch_tokens."""
-        order = sorted(range(len(lengths)), key=lambda i: (lengths[i], i))
-        batches: list[list[int]] = []
-        current: list[int] = []
-        for i in order:
-            if current and lengths[i] * (len(current) + 1) > self.settings.max_batch_tokens:
-                batches.append(current)
-                current = []
-            current.append(i)
-        if current:
-            batches.append(current)
-        return batches
-
     def __call__(self, units: Sequence[str]) -> list[UnitResult]:
         started = time.perf_counter()
         tokenizer = self.tokenizer
