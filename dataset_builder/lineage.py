@@ -2,7 +2,8 @@
 
 `polyinstruct export` writes `lineage.json` beside the dataset card (and a "Lineage" section in the card):
 
-- `git`: the commit checked out when the export ran, and whether tracked files differed from it (`dirty`).
+- `git`: the last commit of the checkout that changed more than `dvc.lock`/`.gitignore` files (the code and
+  params that ran), and whether tracked files differed from it (`dirty`).
   `dvc.lock` and `.gitignore` files do not count: `dvc repro` itself rewrites them while it runs, so counting
   them would call every pipeline run dirty.
 - `dvc_lock`: the `dvc.lock` entries of the stages upstream of the export (found by following outs to deps
@@ -55,7 +56,11 @@ def _git(root: Path, *args: str) -> str | None:
 
 def git_state(root: Path) -> dict[str, Any]:
     """{"commit", "dirty", "dirty_paths"}; commit None (with a note) outside a git checkout."""
-    commit = _git(root, "rev-parse", "HEAD")
+    # The last commit that changed anything but the files `dvc repro` rewrites itself: committing the run's
+    # dvc.lock afterwards does not change what a rerun of the same code records (so a clean rerun leaves the
+    # export, and with it dvc.lock, byte-identical).
+    commit = _git(root, "log", "-1", "--format=%H", "--", ".", *(f":(exclude){p}" for p in _NOT_DIRTYING),
+                  ":(glob,exclude)**/.gitignore") or _git(root, "rev-parse", "HEAD")
     if commit is None:
         return {"commit": None, "dirty": None, "dirty_paths": [],
                 "note": "not a git checkout (or git is missing): the code version is unknown"}
