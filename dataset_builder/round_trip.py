@@ -29,6 +29,7 @@ from schemas.errors import PolyinstructError
 from schemas.languages import resolve
 from schemas.params import Params
 from schemas.records import SOURCE_SCHEMA, TEXT_FIELDS
+from schemas.timings import split_timing, write_timing
 
 STAGE = "round_trip"
 ROUND_TRIP_SCHEMA = pa.schema([
@@ -87,5 +88,8 @@ def round_trip_file(source: Path, translated: Path, model_dir: Path, out: Path, 
                "units_translated": m["units_translated"], "cache_hits": m["cache_hits"], "memory": m["memory"],
                "seconds": m["seconds"]}
     if metrics_out is not None:
-        write_json(metrics, metrics_out)
+        # What the memory served and how long it took depend on earlier runs, not on the data: timings.
+        data_metrics, timing = split_timing(metrics, ("units_translated", "cache_hits", "memory", "seconds"))
+        write_json(data_metrics, metrics_out)
+        write_timing(timing, metrics_out)
     return metrics
