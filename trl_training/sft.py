@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import json
 import math
 import shutil
 import warnings
@@ -157,6 +158,15 @@ def _check_sft_types(config_class: type, values: dict[str, Any]) -> dict[str, An
         if isinstance(value, str) and isinstance(parsed, int | float) and not isinstance(parsed, bool):
             checked[key] = parsed
     return checked
+
+
+def _sort_target_modules(config: Path) -> None:
+    """PEFT writes target_modules from a set, in hash order, which changes between processes: sorted, the
+    adapter's bytes (and dvc.lock) are the same on every run."""
+    data = json.loads(config.read_text(encoding="utf-8"))
+    if isinstance(data.get("target_modules"), list):
+        data["target_modules"] = sorted(data["target_modules"])
+        config.write_text(json.dumps(data, indent=2, sort_keys=True), encoding="utf-8")
 
 
 def sft_config_kwargs(params: Params, checkpoints: Path, budget: TrainingBudget, packing: bool, bf16: bool,
@@ -364,6 +374,7 @@ def train(mix_dir: Path, base_model: str | Path, out: Path, params: Params, *, m
     trainer.save_model(str(out))  # adapter + adapter_config.json + tokenizer; every rank calls it (ZeRO-3)
     if not trainer.is_world_process_zero():
         return metrics
+    _sort_target_modules(out / "adapter_config.json")
     lora = params.training.lora
     write_json({
         "sft_config": _jsonable(trainer.args.to_dict()),
