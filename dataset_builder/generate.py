@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -77,16 +77,10 @@ def memory_key(fingerprint: str, decoding: DecodingParams, compute_type: str) ->
 
 class ResponseMemory(ShardMemory):
     def __init__(self, root: Path | str, key: dict[str, Any]) -> None:
-        super().__init__(root, key, MEMORY_COLUMNS, "response memory")
+        super().__init__(root, key, MEMORY_COLUMNS, "response memory", Generation)
 
     def lookup(self, prompts: Iterable[str]) -> dict[str, Generation]:
-        return {p: Generation(*row) for p, row in self.lookup_rows(prompts).items()}
-
-    def write_shard(self, prompts: Sequence[str], results: Sequence[Generation]) -> Path:
-        return self.write_rows(prompts, {
-            "text": [r.text for r in results], "prompt_tokens": [r.prompt_tokens for r in results],
-            "output_tokens": [r.output_tokens for r in results], "finish_reason": [r.finish_reason for r in results],
-        })
+        return super().lookup(prompts)
 
 
 def load_chat_tokenizer(model_dir: Path) -> Any:
@@ -161,6 +155,10 @@ class CTranslate2Generator:
                 intra_threads=self.intra_threads if self.device == "cpu" else 1)
         return self._generator
 
+    def load(self) -> None:
+        """Load the model now (a Ray actor: a model that cannot load fails at startup, not mid-run)."""
+        _ = self.generator
+
     def render(self, messages: Messages) -> str:
         return render_chat(self.tokenizer, messages)
 
@@ -208,3 +206,38 @@ class CTranslate2Generator:
                 self.on_batch(len(batch), produced)
         self.stats.seconds += time.perf_counter() - started
         return [r for r in results if r is not None]
+
+
+@dataclass(frozen=True)
+class GeneratorFactory:
+    """Builds the CTranslate2 Generator where the work runs (dataset_builder.backends.EngineFactory):
+    small and picklable. The driver's engine (no arguments) is built once and kept, not pickled."""
+
+    model_dir: Path
+    fingerprint: str
+    smoke: bool
+    context_tokens: int
+    decoding: DecodingParams
+    device: str
+    compute_type: str
+    max_batch_tokens: int
+    _driver: list[CTranslate2Generator] = field(default_factory=list, compare=False, repr=False)
+
+    def __call__(self, intra_threads: int | None = None, device_index: Sequence[int] | None = None
+                 ) -> CTranslate2Generator:
+        if intra_threads is None and device_index is None:
+            if not self._driver:
+                self._driver.append(self._build(None, (0,)))
+            return self._driver[0]
+        return self._build(intra_threads, device_index or (0,))
+
+    def _build(self, intra_threads: int | None, device_index: Sequence[int]) -> CTranslate2Generator:
+        return CTranslate2Generator(self.model_dir, self.fingerprint, self.smoke, self.context_tokens, self.decoding,
+                                    self.device, self.compute_type, self.max_batch_tokens, device_index,
+                                    intra_threads)
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "_driver": []}  # a worker builds its own
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)

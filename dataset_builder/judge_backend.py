@@ -4,15 +4,23 @@ memory of its own, so re-judging an unchanged answer costs nothing.
 
 The engine is built by `respond.open_engine` on the `evaluate.judge` settings (backend, decoding,
 endpoint), so the judge and the responder share one engine, one memory format and one model resolver.
+A judge model CTranslate2 cannot convert runs on transformers instead (dataset_builder.generate_hf;
+one logged line says why), as does any judge with `evaluate.judge.backend: transformers`; its answers
+are cached in the same judge memory, under a key of their own.
 A prompt the judge model's context cannot hold is not cut: its reply is None (counted unparseable)."""
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from dataset_builder.devices import resolve_device
 from dataset_builder.generate import TOO_LONG, GenerationEngine, Messages, ResponseMemory, memory_key
+from dataset_builder.generate_hf import TransformersGenerator
 from dataset_builder.memory import pending_order, run_in_shards
+from dataset_builder.models.lm import resolve_base_lm
+from dataset_builder.models.responder import ConversionError
 from dataset_builder.respond import open_engine
 from schemas.params import Params
 
@@ -58,6 +66,23 @@ def open_judge(model: str, params: Params) -> CachedJudgeBackend:
     judge = params.evaluate.judge
     responses = params.responses.model_copy(update={"backend": judge.backend, "decoding": judge.decoding,
                                                     "endpoint": judge.endpoint})
-    engine, compute_type = open_engine(params.model_copy(update={"responses": responses}), model)
+    engine: GenerationEngine
+    if judge.backend == "transformers":
+        engine = _transformers(resolve_base_lm(model, params), params)
+    else:
+        try:
+            factory, _ = open_engine(params.model_copy(update={"responses": responses}), model)
+            engine = factory()
+        except ConversionError as err:
+            print(f"judge: CTranslate2 cannot convert {model} ({err.reason}); judging on transformers instead",
+                  file=sys.stderr)
+            engine = _transformers(err.hf_dir, params)
+    compute_type = str(getattr(engine, "compute_type", "remote"))
     memory = ResponseMemory(Path(judge.cache), memory_key(engine.fingerprint, judge.decoding, compute_type))
     return CachedJudgeBackend(engine, memory, judge.decoding.max_new_tokens)
+
+
+def _transformers(model_dir: Path, params: Params) -> TransformersGenerator:
+    judge = params.evaluate.judge
+    device = resolve_device(params.responses.device, stage="judge")
+    return TransformersGenerator(model_dir, judge.decoding, device, params.responses.max_batch_tokens)

@@ -9,6 +9,7 @@ at most the shard in flight.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 from collections.abc import Callable, Iterable, Sequence
@@ -28,14 +29,38 @@ def key_digest(key: dict[str, Any]) -> str:
 
 
 class ShardMemory:
-    """Rows of `schema` (its first column is the item, a string) in shards under `root/<key digest>/`."""
+    """Rows of `schema` (its first column is the item, a string) in shards under `root/<key digest>/`.
+    The other columns are the fields of `result_type`, a dataclass, in order: `to_columns` and
+    `from_columns` are the one conversion between results and Arrow (shards, Ray's blocks)."""
 
-    def __init__(self, root: Path | str, key: dict[str, Any], schema: pa.Schema, label: str) -> None:
+    def __init__(self, root: Path | str, key: dict[str, Any], schema: pa.Schema, label: str,
+                 result_type: type) -> None:
         self.key = key
         self.schema = schema
         self.label = label  # e.g. "translation memory", in error messages
         self.item = schema.names[0]
+        self.result_type = result_type
         self.directory = Path(root) / key_digest(key)
+        names = [f.name for f in dataclasses.fields(result_type)]
+        if names != schema.names[1:]:
+            raise TypeError(f"{label}: columns {schema.names[1:]} are not the fields {names} of {result_type}")
+
+    def to_columns(self, results: Sequence[Any]) -> dict[str, pa.Array]:
+        """Results -> the memory's columns (the item column aside), typed by the schema."""
+        return {f.name: pa.array([getattr(r, f.name) for r in results], f.type) for f in list(self.schema)[1:]}
+
+    def from_columns(self, columns: dict[str, Sequence[Any]]) -> list[Any]:
+        """The memory's columns (lists or arrays, the item column aside) -> results, in row order."""
+        values = [columns[name] for name in self.schema.names[1:]]
+        values = [v.to_pylist() if isinstance(v, pa.Array | pa.ChunkedArray) else list(v) for v in values]
+        return [self.result_type(*row) for row in zip(*values, strict=True)]
+
+    def lookup(self, items: Iterable[str]) -> dict[str, Any]:
+        """item -> result, for those of `items` the memory holds."""
+        return {item: self.result_type(*row) for item, row in self.lookup_rows(items).items()}
+
+    def write_shard(self, items: Sequence[str], results: Sequence[Any]) -> Path:
+        return self.write_rows(items, self.to_columns(results))
 
     def shards(self) -> list[Path]:
         return sorted(self.directory.glob("shard-*.parquet")) if self.directory.is_dir() else []
@@ -67,7 +92,7 @@ class ShardMemory:
         cols = [found.column(name).to_pylist() for name in self.schema.names]
         return {row[0]: tuple(row[1:]) for row in zip(*cols, strict=True)}
 
-    def write_rows(self, items: Sequence[str], columns: dict[str, list[Any]]) -> Path:
+    def write_rows(self, items: Sequence[str], columns: dict[str, Any]) -> Path:
         """One shard: `items` and the other columns of `schema`, written atomically."""
         if not self.directory.is_dir():
             self.directory.mkdir(parents=True, exist_ok=True)
@@ -81,13 +106,17 @@ class ShardWriter(Protocol[Result]):
     def write_shard(self, items: Sequence[str], results: Sequence[Result]) -> Path: ...
 
 
+def shard_cut(pending: Sequence[str], shard_size: int) -> list[list[str]]:
+    """The one cut of pending items into shards (every backend's): a resumed run cuts the same shards."""
+    return [list(pending[start:start + shard_size]) for start in range(0, len(pending), shard_size)]
+
+
 def run_in_shards(pending: Sequence[str], work: Callable[[Sequence[str]], list[Result]],
                   memory: ShardWriter[Result], shard_size: int) -> dict[str, Result]:
     """Do `work` shard by shard, each shard persisted before the next starts. Pending items come in a
     fixed order (`pending_order`), so a resumed run cuts the same shards."""
     done: dict[str, Result] = {}
-    for start in range(0, len(pending), shard_size):
-        chunk = list(pending[start:start + shard_size])
+    for chunk in shard_cut(pending, shard_size):
         results = work(chunk)
         if len(results) != len(chunk):
             raise RuntimeError(f"engine returned {len(results)} results for {len(chunk)} items")

@@ -24,28 +24,37 @@ from typing import Any
 import pyarrow as pa
 
 from dataset_builder.artifacts import read_table, write_json, write_parquet
+from dataset_builder.backends import get_backend, run_pending
 from dataset_builder.devices import resolve_compute_type, resolve_device
 from dataset_builder.generate import (
     LENGTH,
     TOO_LONG,
-    CTranslate2Generator,
     Generation,
     GenerationEngine,
+    GeneratorFactory,
     Messages,
     ResponseMemory,
     memory_key,
 )
 from dataset_builder.generate_http import OpenAICompatibleEngine
 from dataset_builder.ledger import check_conservation, rejects_table, write_rejects
-from dataset_builder.memory import pending_order, run_in_shards
+from dataset_builder.memory import pending_order
 from dataset_builder.models.responder import resolve_responder, responder_identity
-from dataset_builder.progress import progress_bar
+from dataset_builder.shard_work import EngineFactory, Prebuilt, RayOptions
+from dataset_builder.translate_ray import resolve_ray_device
 from schemas.errors import PolyinstructError
 from schemas.languages import resolve
 from schemas.params import Params
 from schemas.records import RESPONDED_SCHEMA, TRANSLATED_SCHEMA
+from schemas.timings import split_timing, write_timing
 
 STAGE = "respond"
+# How this run went rather than what the data is (schemas/timings.py): what the memory served, and so
+# what the engine did, depends on earlier runs.
+RUN_KEYS: tuple[str, ...] = (
+    "backend", "device", "prompts_generated", "cache_hits", "cache_hit_rate", "prompt_tokens", "output_tokens",
+    "generate_seconds", "prompts_per_second", "output_tokens_per_second", "engine_batches", "memory",
+    "memory_shards", "seconds")
 # The system message in the language itself, where we have it (params may add or replace any).
 SYSTEM_MESSAGES: dict[str, str] = {
     "eng_Latn": "You are a helpful assistant. Answer in English.",
@@ -84,25 +93,31 @@ def conversation(system: str, instruction: str, input_text: str) -> Messages:
     return [{"role": "system", "content": system}, {"role": "user", "content": user}]
 
 
-def open_engine(params: Params, model: str | None = None) -> tuple[GenerationEngine, str]:
-    """(engine, compute type) for responses.backend: the local CTranslate2 Generator on
-    `model` (default models.responder), or the OpenAI-compatible endpoint."""
+def open_engine(params: Params, model: str | None = None) -> tuple[EngineFactory, str]:
+    """(engine factory, compute type) for responses.backend: the CTranslate2 Generator on `model`
+    (default models.responder), in this process (local) or on Ray's workers (ray), or the
+    OpenAI-compatible endpoint. `factory()` is the driver's engine (dataset_builder.backends)."""
     settings = params.responses
     if settings.backend == "openai":
-        return OpenAICompatibleEngine(settings.endpoint, settings.decoding), "remote"
+        return Prebuilt(OpenAICompatibleEngine(settings.endpoint, settings.decoding)), "remote"
+    if settings.backend == "ray":  # the workers' device; fails early without the extra
+        device, compute_type = resolve_ray_device(settings, "responses")
+    else:
+        device = resolve_device(settings.device, stage="respond")
+        compute_type = resolve_compute_type(settings.compute_type, device)
     model_dir = resolve_responder(model or params.models.responder, params)
     fingerprint, smoke, context = responder_identity(model_dir)
-    device = resolve_device(settings.device, stage="respond")
-    compute_type = resolve_compute_type(settings.compute_type, device)
-    return CTranslate2Generator(model_dir, fingerprint, smoke, context, settings.decoding, device, compute_type,
-                                settings.max_batch_tokens), compute_type
+    return GeneratorFactory(model_dir, fingerprint, smoke, context, settings.decoding, device, compute_type,
+                            settings.max_batch_tokens), compute_type
 
 
-def respond_file(translated: Path, lang: str, engine: GenerationEngine, out: Path, metrics_out: Path | None,
+def respond_file(translated: Path, lang: str, factory: EngineFactory, out: Path, metrics_out: Path | None,
                  rejects_out: Path, params: Params, compute_type: str, cache: Path | None = None) -> RespondResult:
-    """Generate the output of every record of `translated` (TRANSLATED_SCHEMA Parquet) in `lang`."""
+    """Generate the output of every record of `translated` (TRANSLATED_SCHEMA Parquet) in `lang`, with
+    the engine `factory` builds (`open_engine`) on responses.backend's shard backend."""
     started = time.perf_counter()
     settings = params.responses
+    engine: GenerationEngine = factory()  # the driver's: renders and counts prompts (and generates, locally)
     target = resolve(lang).flores
     table = read_table(translated, required=TRANSLATED_SCHEMA.names)
     rows_in = table.select(TRANSLATED_SCHEMA.names).to_pylist()
@@ -132,24 +147,11 @@ def respond_file(translated: Path, lang: str, engine: GenerationEngine, out: Pat
     cached = memory.lookup(distinct)
     pending = pending_order(p for p in distinct if p not in cached)
 
-    generate_started = time.perf_counter()
-    fresh: dict[str, Generation] = {}
-    if pending:
-        from rich.progress import TextColumn
-
-        with progress_bar(TextColumn("[magenta]{task.fields[tok_rate]}")) as progress:
-            task = progress.add_task(f"respond {target}", total=len(pending), unit="prompts", tok_rate="- tok/s")
-            tokens_done = 0
-
-            def on_batch(done: int, output_tokens: int) -> None:
-                nonlocal tokens_done
-                tokens_done += output_tokens
-                rate = tokens_done / max(time.perf_counter() - generate_started, 1e-9)
-                progress.update(task, advance=done, tok_rate=f"{rate:,.0f} tok/s")
-
-            engine.on_batch = on_batch
-            fresh = run_in_shards(pending, engine, memory, settings.shard_prompts)
-    generate_seconds = time.perf_counter() - generate_started
+    # The openai backend is an engine (an HTTP client, concurrent itself) run by the local shard backend.
+    backend = get_backend("ray" if settings.backend == "ray" else "local", RayOptions.of("responses", settings))
+    run = run_pending(backend, pending, factory, memory, settings.shard_prompts, f"respond {target}", "prompts")
+    fresh: dict[str, Generation] = run.results
+    generate_seconds = run.seconds
     results = {**cached, **fresh}
 
     rows: list[dict[str, Any]] = []
@@ -190,10 +192,12 @@ def respond_file(translated: Path, lang: str, engine: GenerationEngine, out: Pat
         "prompts_per_second": round(len(pending) / generate_seconds, 2) if pending and generate_seconds > 0 else None,
         "output_tokens_per_second": round(output_tokens / generate_seconds, 1)
         if pending and generate_seconds > 0 else None,
-        "engine_batches": engine.stats.batches,
+        "engine_batches": run.batches,
         "memory": str(memory.directory), "memory_shards": len(memory.shards()),
         "seconds": round(time.perf_counter() - started, 3),
     }
     if metrics_out:
-        write_json(metrics, metrics_out)
+        data_metrics, timing = split_timing(metrics, RUN_KEYS)
+        write_json(data_metrics, metrics_out)
+        write_timing(timing, metrics_out)
     return RespondResult(target, len(rows), len(rejects), metrics)

@@ -40,6 +40,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from dataset_builder.artifacts import parquet_rows, read_table, write_json, write_parquet
+from dataset_builder.backends import get_backend, run_pending
 from dataset_builder.devices import (
     check_planned_work,
     cpu_threads,
@@ -50,6 +51,8 @@ from dataset_builder.devices import (
 from dataset_builder.ledger import check_conservation, refuse_empty_output, rejects_table, write_rejects
 from dataset_builder.memory import ShardMemory, pending_order, run_in_shards
 from dataset_builder.memory_format import ensure_current, stamp
+from dataset_builder.models.nllb import load_tokenizer, model_fingerprint
+from dataset_builder.progress import progress_bar
 from dataset_builder.segment import (
     Piece,
     Segmented,
@@ -60,6 +63,8 @@ from dataset_builder.segment import (
     segment,
     spans_preserved,
 )
+from dataset_builder.shard_work import Prebuilt, RayOptions
+from dataset_builder.translate_ray import resolve_ray_device
 from schemas import language_bound
 from schemas.errors import PolyinstructError
 from schemas.languages import nllb_codes, resolve
@@ -118,8 +123,6 @@ class CTranslate2Engine:
 
     def __init__(self, model_dir: Path, src_lang: str, tgt_lang: str, settings: TranslateParams,
                  device: str, compute_type: str, intra_threads: int | None = None) -> None:
-        from dataset_builder.models.nllb import load_tokenizer
-
         self.model_dir = Path(model_dir)
         self.settings = settings
         self.device = device
@@ -151,6 +154,10 @@ class CTranslate2Engine:
                 inter_threads=1, intra_threads=self.intra_threads if self.device == "cpu" else 1,
             )
         return self._translator
+
+    def load(self) -> None:
+        """Load the model now (a Ray actor: a model that cannot load fails at startup, not mid-run)."""
+        _ = self.translator
 
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
         """Model tokens of each text, special tokens excluded (one batched tokenizer call)."""
@@ -234,29 +241,73 @@ class TranslationMemory(ShardMemory):
     """The translation memory: unit -> UnitResult, in immutable Parquet shards (dataset_builder.memory)."""
 
     def __init__(self, root: Path | str, key: dict[str, Any]) -> None:
-        super().__init__(root, key, MEMORY_COLUMNS, "translation memory")
+        super().__init__(root, key, MEMORY_COLUMNS, "translation memory", UnitResult)
         self.migrated_shards = ensure_current(self.directory, MEMORY_COLUMNS)  # older formats, in place
 
     def lookup(self, units: Iterable[str]) -> dict[str, UnitResult]:
         """Cached results for those of `units` the memory holds."""
-        return {u: UnitResult(*row) for u, row in self.lookup_rows(units).items()}
+        return super().lookup(units)
 
     def write_shard(self, units: Sequence[str], results: Sequence[UnitResult]) -> Path:
         new = not self.directory.is_dir()
-        path = self.write_rows(units, {
-            "translation": [r.translation for r in results], "source_tokens": [r.source_tokens for r in results],
-            "target_tokens": [r.target_tokens for r in results], "truncated": [r.truncated for r in results],
-            "score": pa.array([r.score for r in results], pa.float32()),
-        })
+        path = super().write_shard(units, results)
         if new:
             stamp(self.directory)  # a new memory is born in the current format
         return path
+
+
+@dataclass(frozen=True)
+class TranslatorFactory:
+    """Builds the CTranslate2 translator where the work runs (dataset_builder.backends.EngineFactory):
+    small and picklable. The driver's engine is built once and kept (not pickled), so the local
+    backend, the planner's tokenizer and a caller translating several languages share one model."""
+
+    model_dir: Path
+    src_lang: str
+    tgt_lang: str
+    settings: TranslateParams
+    device: str
+    compute_type: str
+    _driver: list[CTranslate2Engine] = field(default_factory=list, compare=False, repr=False)
+
+    def __call__(self, intra_threads: int | None = None, device_index: Sequence[int] | None = None
+                 ) -> CTranslate2Engine:
+        if intra_threads is None and device_index is None:
+            if not self._driver:
+                self._driver.append(self._build(None, self.settings))
+            return self._driver[0]
+        settings = self.settings.model_copy(update={"device_index": list(device_index)}) if device_index \
+            else self.settings
+        return self._build(intra_threads, settings)
+
+    def _build(self, intra_threads: int | None, settings: TranslateParams) -> CTranslate2Engine:
+        return CTranslate2Engine(self.model_dir, self.src_lang, self.tgt_lang, settings, self.device,
+                                 self.compute_type, intra_threads=intra_threads)
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "_driver": []}  # a worker builds its own
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
 
 
 def translate_pending(pending: Sequence[str], translate_units: UnitTranslator, memory: TranslationMemory,
                       shard_units: int) -> dict[str, UnitResult]:
     """Translate units shard by shard, each shard persisted before the next starts (run_in_shards)."""
     return run_in_shards(pending, translate_units, memory, shard_units)
+
+
+def open_translator(model_dir: Path, src_lang: str, target: str, settings: TranslateParams) -> TranslatorFactory:
+    """The one place translate_file builds its engine: device and compute type (the Ray workers' own
+    with backend ray: the driver only plans and writes), then the factory whose driver engine plans."""
+    if settings.backend == "ray":  # fails early without the extra
+        device, compute_type = resolve_ray_device(settings)
+        print(f"translate: device {device} (ray workers, ray_gpus_per_worker={settings.ray_gpus_per_worker:g})",
+              file=sys.stderr)
+    else:
+        device = resolve_device(settings.device)
+        compute_type = resolve_compute_type(settings.compute_type, device)
+    return TranslatorFactory(Path(model_dir), src_lang, target, settings, device, compute_type)
 
 
 def record_log_prob(units: Sequence[UnitResult]) -> float | None:
@@ -439,12 +490,11 @@ def _fit_units(planned: list[Planned], budget: int, count: Callable[[Sequence[st
 
 def translate_file(source: Path, lang: str, model_dir: Path, out: Path, metrics_out: Path | None,
                    rejects_out: Path, params: Params, cache: Path | None = None,
-                   translator: UnitTranslator | None = None) -> TranslateResult:
+                   translator: UnitTranslator | None = None,
+                   factory: TranslatorFactory | None = None) -> TranslateResult:
     """Translate `source` (SOURCE_SCHEMA Parquet) into `lang`; see the module docstring.
-    `translator` replaces the CTranslate2 call (tests, other backends); tokenization stays the model's."""
-    from dataset_builder.models.nllb import model_fingerprint
-    from dataset_builder.progress import progress_bar
-
+    `translator` replaces the CTranslate2 call (tests; run by the local backend); tokenization stays the
+    model's. `factory`: an engine already opened for this language pair (`open_translator`), reused."""
     started = time.perf_counter()
     settings = params.translate
     target = resolve(lang).flores
@@ -457,17 +507,10 @@ def translate_file(source: Path, lang: str, model_dir: Path, out: Path, metrics_
     columns: dict[str, list[str]] = {c: table.column(c).to_pylist() for c in ("id", *TEXT_FIELDS)}
     n_in = table.num_rows
 
-    if settings.backend == "ray":  # the workers' device, not the driver's; fails early without the extra
-        from dataset_builder.translate_ray import resolve_ray_device
-
-        device, compute_type = resolve_ray_device(settings)
-        print(f"translate: device {device} (ray workers, ray_gpus_per_worker={settings.ray_gpus_per_worker:g})",
-              file=sys.stderr)
-    else:
-        device = resolve_device(settings.device)
-        compute_type = resolve_compute_type(settings.compute_type, device)
     fingerprint, smoke = model_fingerprint(Path(model_dir))
-    engine = CTranslate2Engine(Path(model_dir), src_lang, target, settings, device, compute_type)
+    factory = factory or open_translator(Path(model_dir), src_lang, target, settings)
+    device, compute_type = factory.device, factory.compute_type
+    engine = factory()  # the driver's: tokenizes for planning; the local backend translates with it
     memory_root = cache if cache is not None else Path(settings.cache)
     memory = TranslationMemory(memory_root, memory_key(fingerprint, src_lang, target, settings, compute_type))
     if memory.migrated_shards:
@@ -486,36 +529,15 @@ def translate_file(source: Path, lang: str, model_dir: Path, out: Path, metrics_
     distinct = sorted(set(occurrences))
     cached = memory.lookup(distinct)
     pending = pending_order(u for u in distinct if u not in cached)
-    if settings.backend == "local" and translator is None:
+    # A stand-in translator runs in this process; otherwise translate.backend picks where (backends.py).
+    backend = get_backend("local" if translator is not None else settings.backend,
+                          RayOptions.of("translate", settings))
+    if backend.name == "local" and translator is None:
         check_planned_work(settings.device, device, len(pending))
-
-    translate_units: UnitTranslator = translator if translator is not None else engine
-    translate_started = time.perf_counter()
-    if pending:
-        from rich.progress import TextColumn
-
-        with progress_bar(TextColumn("[magenta]{task.fields[tok_rate]}")) as progress:
-            task = progress.add_task(f"translate {target}", total=len(pending), unit="units", tok_rate="- tok/s")
-            tokens_done = 0
-
-            def on_batch(units: int, target_tokens: int) -> None:
-                nonlocal tokens_done
-                tokens_done += target_tokens
-                rate = tokens_done / max(time.perf_counter() - translate_started, 1e-9)
-                progress.update(task, advance=units, tok_rate=f"{rate:,.0f} tok/s")
-
-            engine.on_batch = on_batch if translator is None else None
-            if settings.backend == "ray" and translator is None:
-                from dataset_builder.translate_ray import translate_pending_ray
-
-                fresh = translate_pending_ray(pending, memory, engine, src_lang)
-            else:
-                fresh = translate_pending(pending, translate_units, memory, settings.shard_units)
-            if translator is not None:
-                progress.update(task, completed=len(pending))
-    else:
-        fresh = {}
-    translate_seconds = time.perf_counter() - translate_started
+    work = factory if translator is None else Prebuilt(translator, factory.model_dir, device, compute_type)
+    run = run_pending(backend, pending, work, memory, settings.shard_units, f"translate {target}", "units")
+    fresh: dict[str, UnitResult] = run.results
+    translate_seconds = run.seconds
     results = {**cached, **fresh}
 
     rows: list[dict[str, Any]] = []
@@ -553,9 +575,8 @@ def translate_file(source: Path, lang: str, model_dir: Path, out: Path, metrics_
     for r in rejects:
         by_reason[r["reason"]] = by_reason.get(r["reason"], 0) + 1
     sent = len(pending)
-    engine_tokens = engine.stats if translator is None else None
     metrics = {
-        "lang": target, "model": fingerprint, "smoke": smoke, "backend": settings.backend, "device": device,
+        "lang": target, "model": fingerprint, "smoke": smoke, "backend": backend.name, "device": device,
         "compute_type": compute_type,
         "beam_size": settings.beam_size, "max_batch_tokens": settings.max_batch_tokens,
         "records": n_in, "translated": len(planned), "kept_verbatim": len(verbatim), "rejected": len(rejects),
@@ -571,7 +592,7 @@ def translate_file(source: Path, lang: str, model_dir: Path, out: Path, metrics_
         "units_per_second": round(sent / translate_seconds, 1) if sent and translate_seconds > 0 else None,
         "target_tokens_per_second": round(sum(fresh[u].target_tokens for u in fresh) / translate_seconds, 1)
         if sent and translate_seconds > 0 else None,
-        "engine_batches": engine_tokens.batches if engine_tokens else None,
+        "engine_batches": run.batches if translator is None else None,
         "memory": str(memory.directory), "memory_shards": len(memory.shards()),
         "memory_migrated_shards": memory.migrated_shards,
         "units_without_score": sum(results[u].score is None for u in distinct),
@@ -582,3 +603,4 @@ def translate_file(source: Path, lang: str, model_dir: Path, out: Path, metrics_
         write_json(data_metrics, metrics_out)
         write_timing(timing, metrics_out)
     return TranslateResult(target, len(planned), len(verbatim), len(rejects), metrics)
+

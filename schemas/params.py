@@ -165,7 +165,9 @@ class ResponsesParams(_Section):
     languages: list[str] = Field(default_factory=list)
     # What the filter stage reads: data/translated (translate) or data/responded (generate).
     records: str = "data/translated"
-    backend: Literal["local", "openai"] = "local"
+    # local: the CTranslate2 Generator in this process; ray: one per Ray actor (the ray_* knobs, as translate's);
+    # openai: the OpenAI-compatible server at `endpoint`.
+    backend: Literal["local", "ray", "openai"] = "local"
     device: Literal["auto", "cpu", "cuda"] = "auto"
     compute_type: Literal["auto", "int8", "int8_float16", "int8_float32", "int8_bfloat16", "float16",
                           "bfloat16", "float32"] = "auto"
@@ -178,6 +180,10 @@ class ResponsesParams(_Section):
     system_prompt_default: str = "You are a helpful assistant. Answer in {language}, and only in {language}."
     decoding: DecodingParams = DecodingParams()
     endpoint: EndpointParams = EndpointParams()
+    ray_address: str | None = None
+    ray_num_workers: int = Field(default=2, ge=1)
+    ray_gpus_per_worker: float = Field(default=0.0, ge=0)
+    ray_cpus_per_worker: int = Field(default=1, ge=1)  # CPU workers: Generator threads per actor
 
     @field_validator("languages")
     @classmethod
@@ -474,7 +480,9 @@ class JudgeParams(_Section):
     """The LLM judge of `polyinstruct evaluate --judge` (on the respond stage's generate engine)."""
 
     model: str | None = None  # None: no judge; `smoke`, a Hub id, an HF or CTranslate2 directory
-    backend: Literal["local", "openai"] = "local"  # openai: `endpoint` serves the judge
+    # local: CTranslate2's Generator, or transformers when CTranslate2 cannot convert the model (logged);
+    # transformers: always transformers; openai: `endpoint` serves the judge.
+    backend: Literal["local", "transformers", "openai"] = "local"
     template: str = JUDGE_RUBRIC
     pairwise_template: str = JUDGE_PAIRWISE
     pairwise: bool = True  # adapter vs base, each pair judged in both orders

@@ -12,6 +12,7 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 
+from tests.conftest import metrics_with_timing
 from tests.test_pipeline import PACKAGES, REPO_ROOT, _dvc
 
 LANGS = ["fra_Latn", "rus_Cyrl", "zho_Hans"]
@@ -45,7 +46,7 @@ def test_generate_recipe_repro(tmp_path: Path) -> None:
 
     responder = None
     for lang in LANGS:
-        metrics = json.loads((work / f"metrics/respond/{lang}.json").read_text())
+        metrics = metrics_with_timing(work / f"metrics/respond/{lang}.json")
         assert metrics["smoke"] and metrics["prompts_generated"] > 0
         responder = metrics["model"]
         responded = pq.read_table(work / f"data/responded/{lang}.parquet").to_pylist()

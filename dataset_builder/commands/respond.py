@@ -25,7 +25,7 @@ def register(app: typer.Typer, model_app: typer.Typer) -> None:
         metrics: Annotated[Path | None, typer.Option(help="default metrics/respond/{lang}.json")] = None,
         rejects: Annotated[Path | None, typer.Option(help="default data/rejects/respond/{lang}.parquet")] = None,
         cache: Annotated[Path | None, typer.Option(help="response memory; default responses.cache")] = None,
-        backend: Annotated[str | None, typer.Option(help="local | openai (responses.endpoint)")] = None,
+        backend: Annotated[str | None, typer.Option(help="local | ray | openai (responses.endpoint)")] = None,
         params_path: ParamsOption = None,
     ) -> None:
         """Generate each record's output in its language with a local LLM (CTranslate2), resumably."""

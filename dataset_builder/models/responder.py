@@ -32,11 +32,19 @@ TOKENIZER_COPY: tuple[str, ...] = ("tokenizer.json", "tokenizer_config.json", "s
                                    "chat_template.jinja", "chat_template.json", "generation_config.json")
 
 
+class ConversionError(PolyinstructError):
+    """CTranslate2 cannot convert the HF model at `hf_dir` (an architecture its converter lacks)."""
+
+    def __init__(self, message: str, hf_dir: Path, reason: str) -> None:
+        super().__init__(message)
+        self.hf_dir, self.reason = hf_dir, reason
+
+
 def is_generator_dir(path: Path) -> bool:
     return path.is_dir() and (path / "model.bin").exists() and (path / "config.json").exists()
 
 
-def _context_tokens(hf_dir: Path) -> int:
+def context_tokens_of(hf_dir: Path) -> int:
     config = json.loads((hf_dir / "config.json").read_text(encoding="utf-8"))
     text = config.get("text_config", config)  # multimodal configs (Gemma 3) nest the LM's
     return int(text.get("max_position_embeddings") or text.get("n_positions") or 2048)
@@ -57,14 +65,15 @@ def _convert(hf_dir: Path, out: Path, quantization: str, model_id: str, revision
                                                                          force=True)
         except (ValueError, NotImplementedError, OSError, KeyError) as err:
             first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-            raise PolyinstructError(f"{hf_dir}: CTranslate2 cannot convert this model ({first[:200]}); pass a"
-                                    " Llama, Qwen2/3, Gemma, Mistral or Phi-3 instruction model") from None
+            raise ConversionError(f"{hf_dir}: CTranslate2 cannot convert this model ({first[:200]}); pass a"
+                                  " Llama, Qwen2/3, Gemma, Mistral or Phi-3 instruction model", hf_dir,
+                                  first[:200]) from None
         import ctranslate2
 
         name = model_id if HUB_ID.match(model_id) and not smoke else Path(model_id).name
         write_json({
             "kind": "responder", "model_id": model_id, "revision": revision, "quantization": quantization,
-            "converter_version": ctranslate2.__version__, "smoke": smoke, "context_tokens": _context_tokens(hf_dir),
+            "converter_version": ctranslate2.__version__, "smoke": smoke, "context_tokens": context_tokens_of(hf_dir),
             "fingerprint": f"{SMOKE_MODEL_PREFIX if smoke else ''}{name}@{revision}:{quantization}:"
                            f"{content_digest(built)[:16]}",
         }, built / MANIFEST)

@@ -19,7 +19,7 @@ from dataset_builder.models.lm import read_manifest
 from dataset_builder.models.responder import build_smoke_responder
 from dataset_builder.respond import open_engine, respond_file, system_message
 from schemas.params import Params, parse_params
-from tests.conftest import REPO_ROOT, run_cli
+from tests.conftest import REPO_ROOT, metrics_with_timing, run_cli
 from tests.dataset_builder.respond_helpers import translated_file
 
 N = 40
@@ -61,6 +61,9 @@ def test_generates_every_output_marked_smoke_and_rerun_is_all_memory(responder: 
     second = _run(responder, src, tmp_path / "b", params, tmp_path / "memory")
     assert second["cache_hit_rate"] == 1.0 and second["prompts_generated"] == 0 and second["engine_batches"] == 0
     assert (tmp_path / "a/out.parquet").read_bytes() == (tmp_path / "b/out.parquet").read_bytes()
+    # What the memory served and the seconds are in the timing file: a rerun leaves the metrics file as it was.
+    assert (tmp_path / "a/metrics.json").read_bytes() == (tmp_path / "b/metrics.json").read_bytes()
+    assert metrics_with_timing(tmp_path / "b/metrics.json")["cache_hits"] == N
 
     other = _run(responder, src, tmp_path / "c", _params(seed=1), tmp_path / "memory")  # decoding in the key
     assert other["cache_hits"] == 0 and other["prompts_generated"] == N
@@ -115,7 +118,7 @@ def test_resume_after_kill_9(responder: Path, tmp_path: Path) -> None:
 
     args[args.index(str(tmp_path / "m1.json"))] = str(tmp_path / "m2.json")
     assert subprocess.run(args, env=env, capture_output=True, text=True).returncode == 0
-    metrics = json.loads((tmp_path / "m2.json").read_text())
+    metrics = metrics_with_timing(tmp_path / "m2.json")
     assert metrics["cache_hits"] == done and metrics["prompts_generated"] == metrics["distinct_prompts"] - done > 0
     ids = pq.read_table(out).column("id").to_pylist()
     assert sorted(ids) == sorted(set(ids)) == sorted(pq.read_table(src).column("id").to_pylist())

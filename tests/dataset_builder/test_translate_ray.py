@@ -18,8 +18,17 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 
-from dataset_builder.translate import TranslateResult, translate_file
-from dataset_builder.translate_ray import RAY_MISSING, import_ray, ray_session
+from dataset_builder.shard_work import RayOptions
+from dataset_builder.translate import TranslateResult, TranslationMemory, TranslatorFactory, memory_key, translate_file
+from dataset_builder.translate_ray import (
+    RAY_MISSING,
+    RayBackend,
+    _driver_has_cuda,
+    _user_error,
+    import_ray,
+    ray_session,
+    resolve_ray_device,
+)
 from schemas.errors import PolyinstructError
 from schemas.params import Params, parse_params
 from tests.conftest import metrics_with_timing, run_cli
@@ -31,9 +40,9 @@ RAY_SETTINGS: dict[str, Any] = {"backend": "ray", "ray_num_workers": 2, "shard_u
 
 @pytest.fixture(scope="module")
 def ray_instance() -> Iterator[Any]:
-    """One local Ray instance (2 CPUs) for the module; translate_pending_ray reuses it."""
+    """One local Ray instance (2 CPUs) for the module; the Ray backend reuses it."""
     pytest.importorskip("ray")
-    with ray_session(parse_params({"translate": RAY_SETTINGS}).translate) as ray:
+    with ray_session(RayOptions.of("translate", parse_params({"translate": RAY_SETTINGS}).translate)) as ray:
         yield ray
 
 
@@ -66,7 +75,7 @@ class WorkerKiller(threading.Thread):
         while not self.stop.is_set() and self.killed is None:
             if not actors or len(actors) < 2:  # the actors start before any shard is done
                 actors = [p.info["pid"] for p in psutil.process_iter(["pid", "cmdline"])
-                          if "ShardTranslator" in " ".join(p.info["cmdline"] or [])]
+                          if "ShardWorker" in " ".join(p.info["cmdline"] or [])]
             shards = len(list(self.memory.glob("*/shard-*.parquet")))
             for pid in actors if shards else []:
                 try:
@@ -149,8 +158,6 @@ def test_missing_ray_is_one_line(smoke_nllb: Path, embedded_source: Path, tmp_pa
 
 
 def test_gpu_settings_are_checked_before_any_work() -> None:
-    from dataset_builder.translate_ray import _driver_has_cuda, resolve_ray_device
-
     pytest.importorskip("ray")
 
     cpu = parse_params({"translate": RAY_SETTINGS}).translate
@@ -171,8 +178,6 @@ def test_gpu_settings_are_checked_before_any_work() -> None:
 def test_a_worker_error_reaches_the_user_as_its_one_line() -> None:
     """An actor whose constructor raised dies with only the text of the error (ActorDiedError);
     a task error keeps the exception. Both come back as the worker's own one-line message."""
-    from dataset_builder.translate_ray import _user_error
-
     died = RuntimeError("The actor died because of an error raised in its creation task\nTraceback (most recent"
                         " call last):\n  ...\nschemas.errors.PolyinstructError: /m: no such model directory on Ray"
                         " node n1; the model must be at the same path on every node\n")
@@ -189,12 +194,9 @@ def test_a_worker_error_reaches_the_user_as_its_one_line() -> None:
 
 
 def test_a_pool_larger_than_the_cluster_is_refused(ray_instance: Any, smoke_nllb: Path, tmp_path: Path) -> None:
-    from dataset_builder.translate import CTranslate2Engine, TranslationMemory, memory_key
-    from dataset_builder.translate_ray import translate_pending_ray
-
     settings = parse_params({"translate": {**RAY_SETTINGS, "ray_num_workers": 3, "shard_units": 1}}).translate
-    engine = CTranslate2Engine(smoke_nllb, "eng_Latn", "fra_Latn", settings, "cpu", "int8")
+    factory = TranslatorFactory(smoke_nllb, "eng_Latn", "fra_Latn", settings, "cpu", "int8")
     memory = TranslationMemory(tmp_path, memory_key("m", "eng_Latn", "fra_Latn", settings, "int8"))
     with pytest.raises(PolyinstructError, match=r"3 workers x 1 CPU need 3 CPUs, the Ray cluster has 2"):
-        translate_pending_ray(["One.", "Two.", "Three."], memory, engine, "eng_Latn")
+        RayBackend(RayOptions.of("translate", settings)).run(["One.", "Two.", "Three."], factory, memory, 1)
     assert not memory.shards()
