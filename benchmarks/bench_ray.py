@@ -5,11 +5,13 @@ int8, greedy. Units: the distinct translation units `segment` makes from the ins
 and output of real Alpaca records (../shared/data/alpaca_5000.json; the embedded sample without
 it), normalised and in `pending_order`, as the translate stage sends them. Every measurement
 starts from an empty translation memory and writes its shards into it, so the timed path is the
-stage's own (translate_pending / translate_pending_ray).
+stage's own (dataset_builder.backends: `LocalBackend.run` / `RayBackend.run`).
 
-- local: `translate_pending` with one CTranslate2Engine using every core (what `backend: local` runs);
-- ray, 1 and 2 workers: `translate_pending_ray` on one local Ray instance (2 CPUs, started once,
-  outside the timings), one actor per worker with one thread each.
+- local: `LocalBackend` with one CTranslate2Engine using every core (what `backend: local` runs);
+- ray, 1 and 2 workers: `RayBackend` on one local Ray instance (2 CPUs, started once,
+  outside the timings), one actor per worker with one thread each;
+- respond: the respond stage's rendered prompts through the same two backends (local, 2 Ray
+  workers) with the smoke responder (CTranslate2 Generator int8, 32 new tokens): prompts/s.
 
 units_per_s is end to end (the Ray figures include starting the actors and loading the model in
 each: that is what a run pays); steady_units_per_s counts from the first finished shard to the
@@ -44,29 +46,76 @@ def _units(records: int) -> list[str]:
                          for u in segment(r.get(f, "")).units)
 
 
-def _measure(name: str, translate: Any, engine: Any, units: list[str]) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Run one measurement; returns (figures, translations)."""
+def _measure(name: str, run: Any, items: list[str]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Run one measurement: `run(on_batch)` is a backend's run over `items`; returns (figures, results)."""
     marks: list[tuple[float, int]] = []
-    engine.on_batch = lambda n, _tokens: marks.append((time.perf_counter(), n))
+    tokens = [0]
+
+    def on_batch(n: int, produced: int) -> None:
+        marks.append((time.perf_counter(), n))
+        tokens[0] += produced
+
     started = time.perf_counter()
-    results = translate()
+    results = run(on_batch).results
     wall = time.perf_counter() - started
-    if len(results) != len(units):
-        raise RuntimeError(f"{name}: {len(results)} results for {len(units)} units")
+    if len(results) != len(items):
+        raise RuntimeError(f"{name}: {len(results)} results for {len(items)} items")
     first = marks[0][0] if marks else started
     after_first = sum(n for _, n in marks[1:])
     return {
-        "seconds": round(wall, 3), "units_per_s": round(len(units) / wall, 1),
+        "seconds": round(wall, 3), "units_per_s": round(len(items) / wall, 1),
         "first_result_s": round(first - started, 3),
         "steady_units_per_s": round(after_first / (marks[-1][0] - first), 1) if len(marks) > 1 else None,
-        "target_tokens": engine.stats.target_tokens, "engine_busy_s": round(engine.stats.seconds, 3),
+        "output_tokens": tokens[0],
     }, results
 
 
+def _respond(params: Any, records: int, repeats: int) -> dict[str, Any]:
+    """The respond stage's prompts (the embedded sample's instructions, in the stage's own rendering),
+    through the same two backends with the smoke responder: prompts/s, local vs 2 Ray workers."""
+    from dataset_builder.backends import LocalBackend
+    from dataset_builder.generate import ResponseMemory, memory_key
+    from dataset_builder.ingest import embedded_sample_path
+    from dataset_builder.memory import pending_order
+    from dataset_builder.respond import conversation, open_engine, system_message
+    from dataset_builder.shard_work import RayOptions
+    from dataset_builder.translate_ray import RayBackend
+
+    rows = json.loads(embedded_sample_path().read_text(encoding="utf-8"))[:records]
+    params = params.model_copy(update={"responses": params.responses.model_copy(update={
+        "decoding": params.responses.decoding.model_copy(update={"max_new_tokens": 32})})})
+    factory, compute_type = open_engine(params, "smoke")
+    engine = factory()
+    system = system_message("fra_Latn", params)
+    prompts = pending_order(engine.render(conversation(system, r["instruction"], r.get("input", ""))) for r in rows)
+    shard = max(8, math.ceil(len(prompts) / SHARDS_PER_RUN))
+    key = memory_key("bench", params.responses.decoding, compute_type)
+    runs: dict[str, list[dict[str, Any]]] = {"local": [], "ray_2_workers": []}
+    outputs: dict[str, Any] = {}
+    backends = {"local": LocalBackend(), "ray_2_workers": RayBackend(RayOptions.of("responses", params.responses))}
+    for _ in range(repeats):
+        for name, backend in backends.items():
+            shutil.rmtree(WORK / "respond-memory" / name, ignore_errors=True)
+            memory = ResponseMemory(WORK / "respond-memory" / name, key)
+            figures, outputs[name] = _measure(name, lambda cb, b=backend, m=memory: b.run(
+                prompts, factory, m, shard, cb), prompts)
+            runs[name].append(figures)
+    if outputs["local"] != outputs["ray_2_workers"]:
+        raise RuntimeError("the Ray backend's responses differ from the local backend's")
+    best = {name: max(r, key=lambda f: f["units_per_s"]) for name, r in runs.items()}
+    return {"prompts": len(prompts), "shard_prompts": shard, "max_new_tokens": 32, "identical_output": True,
+            "local_prompts_per_s": best["local"]["units_per_s"],
+            "ray_2_workers_prompts_per_s": best["ray_2_workers"]["units_per_s"],
+            "ray_over_local": round(best["ray_2_workers"]["units_per_s"] / best["local"]["units_per_s"], 3),
+            "best": best, "runs": runs}
+
+
 def run(quick: bool = False) -> dict[str, Any]:
+    from dataset_builder.backends import LocalBackend
     from dataset_builder.models.nllb import resolve_translation_model
-    from dataset_builder.translate import CTranslate2Engine, TranslationMemory, memory_key, translate_pending
-    from dataset_builder.translate_ray import ray_session, translate_pending_ray
+    from dataset_builder.shard_work import RayOptions
+    from dataset_builder.translate import TranslationMemory, TranslatorFactory, memory_key
+    from dataset_builder.translate_ray import RayBackend, ray_session
     from schemas.params import parse_params
 
     records, repeats = (300, 1) if quick else (5000, 2)
@@ -74,13 +123,11 @@ def run(quick: bool = False) -> dict[str, Any]:
     shard_units = max(64, math.ceil(len(units) / SHARDS_PER_RUN))
     WORK.mkdir(parents=True, exist_ok=True)
     params = parse_params({"models": {"cache_dir": str(WORK / "models")},
-                           "translate": {"backend": "ray", "shard_units": shard_units, "ray_num_workers": 2}})
+                           "translate": {"backend": "ray", "shard_units": shard_units, "ray_num_workers": 2},
+                           "responses": {"ray_num_workers": 2}})
     model_dir = resolve_translation_model("smoke", params)
     key = memory_key("bench", "eng_Latn", "fra_Latn", params.translate, "int8")
-
-    def engine_for(workers: int) -> Any:
-        settings = params.translate.model_copy(update={"ray_num_workers": workers})
-        return CTranslate2Engine(model_dir, "eng_Latn", "fra_Latn", settings, "cpu", "int8")
+    factory = TranslatorFactory(model_dir, "eng_Latn", "fra_Latn", params.translate, "cpu", "int8")
 
     def fresh_memory(name: str) -> TranslationMemory:
         shutil.rmtree(WORK / "memory" / name, ignore_errors=True)
@@ -90,20 +137,19 @@ def run(quick: bool = False) -> dict[str, Any]:
     outputs: dict[str, Any] = {}
     load_before = os.getloadavg()
     ray_started = time.perf_counter()
-    with ray_session(params.translate):  # one local instance with 2 CPUs for all Ray measurements
+    options = RayOptions.of("translate", params.translate)
+    with ray_session(options):  # one local instance with 2 CPUs for all Ray measurements
         ray_start_s = time.perf_counter() - ray_started
         for _ in range(repeats):
-            engine = engine_for(1)
-            memory = fresh_memory("local")
-            figures, outputs["local"] = _measure("local", lambda e=engine, m=memory: translate_pending(
-                units, e, m, shard_units), engine, units)
-            runs["local"].append(figures)
-            for workers, name in ((1, "ray_1_worker"), (2, "ray_2_workers")):
-                engine = engine_for(workers)
+            backends = {"local": LocalBackend(),
+                        "ray_1_worker": RayBackend(RayOptions("translate", None, 1, 1, 0.0)),
+                        "ray_2_workers": RayBackend(options)}
+            for name, backend in backends.items():
                 memory = fresh_memory(name)
-                figures, outputs[name] = _measure(name, lambda e=engine, m=memory: translate_pending_ray(
-                    units, m, e, "eng_Latn"), engine, units)
+                figures, outputs[name] = _measure(name, lambda cb, b=backend, m=memory: b.run(
+                    units, factory, m, shard_units, cb), units)
                 runs[name].append(figures)
+        respond = _respond(params, 60 if quick else 200, repeats)
     identical = outputs["local"] == outputs["ray_1_worker"] == outputs["ray_2_workers"]
     if not identical:
         raise RuntimeError("the Ray backend's translations differ from the local backend's")
@@ -119,14 +165,16 @@ def run(quick: bool = False) -> dict[str, Any]:
             "steady_scaling_ratio": steady_ratio,
             "local_units_per_s": best["local"]["units_per_s"],
             "units": len(units),
-            "model": "smoke NLLB (random weights)",
+            "respond_local_prompts_per_s": respond["local_prompts_per_s"],
+            "respond_ray_2_workers_prompts_per_s": respond["ray_2_workers_prompts_per_s"],
+            "model": "smoke NLLB and smoke responder (random weights)",
         },
         "units": len(units), "records": records, "shard_units": shard_units, "repeats": repeats,
         "identical_output": identical, "ray_start_s": round(ray_start_s, 2),
-        "best": best, "runs": runs,
+        "best": best, "runs": runs, "respond": respond,
         "load_average_before": [round(x, 2) for x in load_before],
         "load_average_after": [round(x, 2) for x in os.getloadavg()],
         "cores": os.cpu_count(),
-        "note": "smoke model: tiny and random, so per-unit work is small and fixed costs (Ray startup,"
-                " per-shard scheduling, tokenization in Python) weigh more than with a real NLLB model",
+        "note": "smoke models: tiny and random, so per-item work is small and fixed costs (Ray startup,"
+                " per-shard scheduling, tokenization in Python) weigh more than with real models",
     }

@@ -32,6 +32,7 @@ import yaml
 from dataset_builder.artifacts import parquet_files, read_table, umask_mode, write_json, write_parquet
 from dataset_builder.lineage import LINEAGE_NAME, collect_lineage, lineage_markdown
 from dataset_builder.models import SMOKE_MODEL_PREFIX
+from dataset_builder.responder_card import ResponderProvenance, responder_provenance
 from schemas.errors import PolyinstructError
 from schemas.languages import Language, resolve
 from schemas.params import ExportParams, Params
@@ -213,6 +214,7 @@ class ExportResult:
     smoke: bool
     components: list[LicenseComponent] = field(default_factory=list)
     empty_languages: list[Language] = field(default_factory=list)  # no record left: no config
+    responders: ResponderProvenance = field(default_factory=ResponderProvenance)  # generated outputs
 
     @property
     def counts(self) -> dict[str, dict[str, int]]:
@@ -397,6 +399,7 @@ def export_dataset(in_dir: Path, out: Path, params: Params, validation_path: Pat
                                     " rejects in data/rejects/)")
         result = _describe(out, configs, params)
         result.empty_languages = empty
+        _add_responders(result, files, params)
         inputs = [p for p in (in_dir, validation_path, quality_path) if p is not None]
         lineage = collect_lineage(Path.cwd(), inputs, data_params(params),
                                   [m for c in configs for m in c.models if m != "source"])
@@ -420,6 +423,13 @@ def _describe(out: Path, configs: list[ConfigExport], params: Params) -> ExportR
     source_config = resolve(params.languages.source).config_name
     default = source_config if any(c.config == source_config for c in configs) else configs[0].config
     return ExportResult(out, configs, default, license_id, any(c.smoke for c in configs), components)
+
+
+def _add_responders(result: ExportResult, files: list[Path], params: Params) -> None:
+    """The responder of generated outputs (dataset_builder.responder_card) joins the licence components."""
+    result.responders = responder_provenance(files)
+    result.components += [LicenseComponent(*c) for c in result.responders.components(params.license_table)]
+    result.license = combine_licenses([c.license for c in result.components if c.license])
 
 
 # --- dataset card -----------------------------------------------------------------------------------------
@@ -589,6 +599,7 @@ def card_body(result: ExportResult, params: Params, validation: dict[str, Any] |
               "`source` marks the original English records.", ""]
     if result.smoke:
         lines += ["At least one config comes from a **smoke model**: its text is random output.", ""]
+    lines += result.responders.markdown()
     lines += ["## Quality filters", "", _filters_section(params, result, quality), ""]
     if validation is None:
         lines += ["## Validation", "", "No validation result was given to the export.", ""]
@@ -599,7 +610,8 @@ def card_body(result: ExportResult, params: Params, validation: dict[str, Any] |
     license_text = result.license if isinstance(result.license, str) else " + ".join(result.license)
     component_rows = [[c.kind, f"`{c.name}`", c.license or "none", c.note] for c in result.components]
     lines += ["## License", "", f"`{license_text}`: the most restrictive combination of the licenses of the"
-              " data sources and of the translation model weights (a mix takes the union of their terms).",
+              " data sources and of the model weights (translation, and the responder of generated outputs; a mix"
+              " takes the union of their terms).",
               "", _table(["kind", "name", "license", "note"], component_rows), ""]
     if lineage is not None:
         lines += [lineage_markdown(lineage)]
