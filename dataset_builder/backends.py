@@ -23,6 +23,7 @@ from typing import Any
 
 from rich.progress import TextColumn
 
+from dataset_builder.devices import check_planned_work, resolve_compute_type, resolve_device
 from dataset_builder.memory import ShardMemory, run_in_shards
 from dataset_builder.progress import progress_bar
 from dataset_builder.shard_work import EngineFactory, OnBatch, RayOptions, ShardBackend, ShardRun, counting
@@ -36,6 +37,13 @@ class LocalBackend:
 
     def __init__(self, ray: RayOptions | None = None) -> None:
         del ray  # one process: no cluster knobs
+
+    def devices(self, settings: Any, stage: str) -> tuple[str, str]:
+        device = resolve_device(settings.device, stage=stage)
+        return device, resolve_compute_type(settings.compute_type, device)
+
+    def check_work(self, requested: str, device: str, items: int) -> None:
+        check_planned_work(requested, device, items)
 
     def run(self, pending: Sequence[str], factory: EngineFactory, memory: ShardMemory, shard_size: int,
             on_batch: OnBatch | None = None) -> ShardRun:

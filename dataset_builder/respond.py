@@ -25,7 +25,6 @@ import pyarrow as pa
 
 from dataset_builder.artifacts import read_table, write_json, write_parquet
 from dataset_builder.backends import get_backend, run_pending
-from dataset_builder.devices import resolve_compute_type, resolve_device
 from dataset_builder.generate import (
     LENGTH,
     TOO_LONG,
@@ -40,15 +39,15 @@ from dataset_builder.generate_http import OpenAICompatibleEngine
 from dataset_builder.ledger import check_conservation, rejects_table, write_rejects
 from dataset_builder.memory import pending_order
 from dataset_builder.models.responder import resolve_responder, responder_identity
-from dataset_builder.shard_work import EngineFactory, Prebuilt, RayOptions
-from dataset_builder.translate_ray import resolve_ray_device
+from dataset_builder.shard_work import EngineFactory, Prebuilt, RayOptions, ShardBackend
 from schemas.errors import PolyinstructError
 from schemas.languages import resolve
-from schemas.params import Params
+from schemas.params import Params, ResponsesParams
 from schemas.records import RESPONDED_SCHEMA, TRANSLATED_SCHEMA
 from schemas.timings import split_timing, write_timing
 
 STAGE = "respond"
+SHARD_BACKENDS: dict[str, str] = {"local": "local", "ray": "ray", "openai": "local"}  # responses.backend -> where
 # How this run went rather than what the data is (schemas/timings.py): what the memory served, and so
 # what the engine did, depends on earlier runs.
 RUN_KEYS: tuple[str, ...] = (
@@ -93,6 +92,12 @@ def conversation(system: str, instruction: str, input_text: str) -> Messages:
     return [{"role": "system", "content": system}, {"role": "user", "content": user}]
 
 
+def shard_backend(settings: ResponsesParams) -> ShardBackend:
+    """Where responses.backend's engine runs (dataset_builder.backends); the openai engine is an HTTP
+    client, concurrent itself, run by the local shard backend."""
+    return get_backend(SHARD_BACKENDS[settings.backend], RayOptions.of("responses", settings))
+
+
 def open_engine(params: Params, model: str | None = None) -> tuple[EngineFactory, str]:
     """(engine factory, compute type) for responses.backend: the CTranslate2 Generator on `model`
     (default models.responder), in this process (local) or on Ray's workers (ray), or the
@@ -100,11 +105,7 @@ def open_engine(params: Params, model: str | None = None) -> tuple[EngineFactory
     settings = params.responses
     if settings.backend == "openai":
         return Prebuilt(OpenAICompatibleEngine(settings.endpoint, settings.decoding)), "remote"
-    if settings.backend == "ray":  # the workers' device; fails early without the extra
-        device, compute_type = resolve_ray_device(settings, "responses")
-    else:
-        device = resolve_device(settings.device, stage="respond")
-        compute_type = resolve_compute_type(settings.compute_type, device)
+    device, compute_type = shard_backend(settings).devices(settings, STAGE)
     model_dir = resolve_responder(model or params.models.responder, params)
     fingerprint, smoke, context = responder_identity(model_dir)
     return GeneratorFactory(model_dir, fingerprint, smoke, context, settings.decoding, device, compute_type,
@@ -147,8 +148,7 @@ def respond_file(translated: Path, lang: str, factory: EngineFactory, out: Path,
     cached = memory.lookup(distinct)
     pending = pending_order(p for p in distinct if p not in cached)
 
-    # The openai backend is an engine (an HTTP client, concurrent itself) run by the local shard backend.
-    backend = get_backend("ray" if settings.backend == "ray" else "local", RayOptions.of("responses", settings))
+    backend = shard_backend(settings)
     run = run_pending(backend, pending, factory, memory, settings.shard_prompts, f"respond {target}", "prompts")
     fresh: dict[str, Generation] = run.results
     generate_seconds = run.seconds

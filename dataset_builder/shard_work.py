@@ -58,6 +58,15 @@ class ShardRun:
 class ShardBackend(Protocol):
     name: str
 
+    def devices(self, settings: Any, stage: str) -> tuple[str, str]:
+        """(device, compute type) the engines will run on, checked before any work. `settings`: the
+        stage's params section (device, compute_type, ray_*)."""
+        ...
+
+    def check_work(self, requested: str, device: str, items: int) -> None:
+        """Refuse, before any work, a job too large for where it would run."""
+        ...
+
     def run(self, pending: Sequence[str], factory: EngineFactory, memory: ShardMemory, shard_size: int,
             on_batch: OnBatch | None = None) -> ShardRun: ...
 

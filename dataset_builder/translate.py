@@ -40,13 +40,10 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from dataset_builder.artifacts import parquet_rows, read_table, write_json, write_parquet
-from dataset_builder.backends import get_backend, run_pending
+from dataset_builder.backends import LocalBackend, get_backend, run_pending
 from dataset_builder.devices import (
-    check_planned_work,
     cpu_threads,
     length_batches,
-    resolve_compute_type,
-    resolve_device,
 )
 from dataset_builder.ledger import check_conservation, refuse_empty_output, rejects_table, write_rejects
 from dataset_builder.memory import ShardMemory, pending_order, run_in_shards
@@ -63,8 +60,7 @@ from dataset_builder.segment import (
     segment,
     spans_preserved,
 )
-from dataset_builder.shard_work import Prebuilt, RayOptions
-from dataset_builder.translate_ray import resolve_ray_device
+from dataset_builder.shard_work import Prebuilt, RayOptions, ShardBackend
 from schemas import language_bound
 from schemas.errors import PolyinstructError
 from schemas.languages import nllb_codes, resolve
@@ -297,16 +293,16 @@ def translate_pending(pending: Sequence[str], translate_units: UnitTranslator, m
     return run_in_shards(pending, translate_units, memory, shard_units)
 
 
+def shard_backend(settings: TranslateParams) -> ShardBackend:
+    """translate.backend's shard backend (dataset_builder.backends), with its Ray knobs."""
+    return get_backend(settings.backend, RayOptions.of("translate", settings))
+
+
 def open_translator(model_dir: Path, src_lang: str, target: str, settings: TranslateParams) -> TranslatorFactory:
-    """The one place translate_file builds its engine: device and compute type (the Ray workers' own
-    with backend ray: the driver only plans and writes), then the factory whose driver engine plans."""
-    if settings.backend == "ray":  # fails early without the extra
-        device, compute_type = resolve_ray_device(settings)
-        print(f"translate: device {device} (ray workers, ray_gpus_per_worker={settings.ray_gpus_per_worker:g})",
-              file=sys.stderr)
-    else:
-        device = resolve_device(settings.device)
-        compute_type = resolve_compute_type(settings.compute_type, device)
+    """The one place translate_file builds its engine: device and compute type where the backend runs
+    it (the Ray workers' own with backend ray: the driver only plans and writes), then the factory
+    whose driver engine plans."""
+    device, compute_type = shard_backend(settings).devices(settings, STAGE)
     return TranslatorFactory(Path(model_dir), src_lang, target, settings, device, compute_type)
 
 
@@ -529,11 +525,10 @@ def translate_file(source: Path, lang: str, model_dir: Path, out: Path, metrics_
     distinct = sorted(set(occurrences))
     cached = memory.lookup(distinct)
     pending = pending_order(u for u in distinct if u not in cached)
-    # A stand-in translator runs in this process; otherwise translate.backend picks where (backends.py).
-    backend = get_backend("local" if translator is not None else settings.backend,
-                          RayOptions.of("translate", settings))
-    if backend.name == "local" and translator is None:
-        check_planned_work(settings.device, device, len(pending))
+    # translate.backend picks where the work runs (backends.py); a caller's stand-in runs in this process.
+    backend = shard_backend(settings) if translator is None else LocalBackend()
+    if translator is None:
+        backend.check_work(settings.device, device, len(pending))
     work = factory if translator is None else Prebuilt(translator, factory.model_dir, device, compute_type)
     run = run_pending(backend, pending, work, memory, settings.shard_units, f"translate {target}", "units")
     fresh: dict[str, UnitResult] = run.results

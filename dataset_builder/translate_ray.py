@@ -30,6 +30,7 @@ import logging
 import os
 import re
 import socket
+import sys
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -234,6 +235,16 @@ class RayBackend:
 
     def __init__(self, options: RayOptions) -> None:
         self.options = options
+
+    def devices(self, settings: Any, stage: str) -> tuple[str, str]:
+        """The workers' device, not the driver's; fails early without the extra."""
+        device, compute_type = resolve_ray_device(settings, self.options.section)
+        print(f"{stage}: device {device} (ray workers, ray_gpus_per_worker={self.options.gpus_per_worker:g})",
+              file=sys.stderr)
+        return device, compute_type
+
+    def check_work(self, requested: str, device: str, items: int) -> None:
+        del requested, device, items  # the cluster was sized for the job: ray_num_workers, ray_gpus_per_worker
 
     def run(self, pending: Sequence[str], factory: EngineFactory, memory: ShardMemory, shard_size: int,
             on_batch: OnBatch | None = None) -> ShardRun:
