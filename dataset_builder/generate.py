@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -25,6 +25,7 @@ import pyarrow as pa
 
 from dataset_builder.devices import cpu_threads, length_batches
 from dataset_builder.memory import ShardMemory
+from dataset_builder.shard_work import DriverEngineCache
 from schemas.errors import PolyinstructError
 from schemas.params import DecodingParams
 
@@ -124,7 +125,33 @@ def _end_tokens(model_dir: Path, tokenizer: Any) -> list[str]:
     return tokens
 
 
-class CTranslate2Generator:
+class ChatEngine:
+    """What the local engines share: the model's chat template, token counts, batch bookkeeping."""
+
+    tokenizer: Any
+    stats: GenerationStats
+    on_batch: Callable[[int, int], None] | None
+
+    def render(self, messages: Messages) -> str:
+        return render_chat(self.tokenizer, messages)
+
+    def _encode(self, prompts: Sequence[str]) -> list[list[int]]:
+        # The rendered template already holds BOS and the role markers: add no special tokens.
+        return list(self.tokenizer(list(prompts), add_special_tokens=False)["input_ids"])
+
+    def prompt_tokens(self, prompts: Sequence[str]) -> list[int] | None:
+        return [len(ids) for ids in self._encode(prompts)] if prompts else []
+
+    def _finished_batch(self, prompts: int, prompt_tokens: int, produced: int) -> None:
+        self.stats.batches += 1
+        self.stats.prompts += prompts
+        self.stats.prompt_tokens += prompt_tokens
+        self.stats.output_tokens += produced
+        if self.on_batch:
+            self.on_batch(prompts, produced)
+
+
+class CTranslate2Generator(ChatEngine):
     """A causal LM on ctranslate2.Generator."""
 
     def __init__(self, model_dir: Path, fingerprint: str, smoke: bool, context_tokens: int,
@@ -159,16 +186,6 @@ class CTranslate2Generator:
         """Load the model now (a Ray actor: a model that cannot load fails at startup, not mid-run)."""
         _ = self.generator
 
-    def render(self, messages: Messages) -> str:
-        return render_chat(self.tokenizer, messages)
-
-    def _encode(self, prompts: Sequence[str]) -> list[list[int]]:
-        # The rendered template already holds BOS and the role markers: add no special tokens.
-        return list(self.tokenizer(list(prompts), add_special_tokens=False)["input_ids"])
-
-    def prompt_tokens(self, prompts: Sequence[str]) -> list[int] | None:
-        return [len(ids) for ids in self._encode(prompts)] if prompts else []
-
     def __call__(self, prompts: Sequence[str]) -> list[Generation]:
         import ctranslate2
 
@@ -198,20 +215,15 @@ class CTranslate2Generator:
                 text = tokenizer.decode(tokenizer.convert_tokens_to_ids(body), skip_special_tokens=True).strip()
                 results[i] = Generation(text, lengths[i], len(body), STOP if stopped else LENGTH)
                 produced += len(body)
-            self.stats.batches += 1
-            self.stats.prompts += len(batch)
-            self.stats.prompt_tokens += sum(lengths[i] for i in batch)
-            self.stats.output_tokens += produced
-            if self.on_batch:
-                self.on_batch(len(batch), produced)
+            self._finished_batch(len(batch), sum(lengths[i] for i in batch), produced)
         self.stats.seconds += time.perf_counter() - started
         return [r for r in results if r is not None]
 
 
 @dataclass(frozen=True)
-class GeneratorFactory:
+class GeneratorFactory(DriverEngineCache):
     """Builds the CTranslate2 Generator where the work runs (dataset_builder.backends.EngineFactory):
-    small and picklable. The driver's engine (no arguments) is built once and kept, not pickled."""
+    small and picklable; the driver's engine is built once (DriverEngineCache)."""
 
     model_dir: Path
     fingerprint: str
@@ -221,23 +233,8 @@ class GeneratorFactory:
     device: str
     compute_type: str
     max_batch_tokens: int
-    _driver: list[CTranslate2Generator] = field(default_factory=list, compare=False, repr=False)
 
-    def __call__(self, intra_threads: int | None = None, device_index: Sequence[int] | None = None
-                 ) -> CTranslate2Generator:
-        if intra_threads is None and device_index is None:
-            if not self._driver:
-                self._driver.append(self._build(None, (0,)))
-            return self._driver[0]
-        return self._build(intra_threads, device_index or (0,))
-
-    def _build(self, intra_threads: int | None, device_index: Sequence[int]) -> CTranslate2Generator:
+    def _build(self, intra_threads: int | None, device_index: Sequence[int] | None) -> CTranslate2Generator:
         return CTranslate2Generator(self.model_dir, self.fingerprint, self.smoke, self.context_tokens, self.decoding,
-                                    self.device, self.compute_type, self.max_batch_tokens, device_index,
+                                    self.device, self.compute_type, self.max_batch_tokens, device_index or (0,),
                                     intra_threads)
-
-    def __getstate__(self) -> dict[str, Any]:
-        return {**self.__dict__, "_driver": []}  # a worker builds its own
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__dict__.update(state)

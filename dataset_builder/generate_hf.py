@@ -15,15 +15,14 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from dataset_builder.devices import cpu_threads, length_batches
+from dataset_builder.devices import length_batches
 from dataset_builder.generate import (
     LENGTH,
     STOP,
+    ChatEngine,
     Generation,
     GenerationStats,
-    Messages,
     load_chat_tokenizer,
-    render_chat,
 )
 from dataset_builder.models import SMOKE_MODEL_PREFIX
 from dataset_builder.models.lm import read_manifest
@@ -43,7 +42,7 @@ def transformers_identity(model_dir: Path) -> tuple[str, bool]:
     return f"{SMOKE_MODEL_PREFIX if smoke else ''}{Path(name).name}@transformers:{digest}", smoke
 
 
-class TransformersGenerator:
+class TransformersGenerator(ChatEngine):
     """A causal LM on transformers (float32 on the CPU, the model's dtype on a GPU)."""
 
     def __init__(self, model_dir: Path, decoding: DecodingParams, device: str = "cpu",
@@ -67,7 +66,6 @@ class TransformersGenerator:
             import torch
             from transformers import AutoModelForCausalLM
 
-            torch.set_num_threads(cpu_threads())
             self._model = AutoModelForCausalLM.from_pretrained(str(self.model_dir), dtype=torch.float32
                                                                if self.device == "cpu" else "auto")
             self._model.to(self.device).eval()
@@ -75,15 +73,6 @@ class TransformersGenerator:
 
     def load(self) -> None:
         _ = self.model
-
-    def render(self, messages: Messages) -> str:
-        return render_chat(self.tokenizer, messages)
-
-    def _encode(self, prompts: Sequence[str]) -> list[list[int]]:
-        return list(self.tokenizer(list(prompts), add_special_tokens=False)["input_ids"])
-
-    def prompt_tokens(self, prompts: Sequence[str]) -> list[int] | None:
-        return [len(ids) for ids in self._encode(prompts)] if prompts else []
 
     def __call__(self, prompts: Sequence[str]) -> list[Generation]:
         import torch
@@ -115,12 +104,7 @@ class TransformersGenerator:
                 text = self.tokenizer.decode(body, skip_special_tokens=True).strip()
                 results[i] = Generation(text, lengths[i], len(body), LENGTH if end is None else STOP)
                 produced += len(body)
-            self.stats.batches += 1
-            self.stats.prompts += len(batch)
-            self.stats.prompt_tokens += sum(lengths[i] for i in batch)
-            self.stats.output_tokens += produced
-            if self.on_batch:
-                self.on_batch(len(batch), produced)
+            self._finished_batch(len(batch), sum(lengths[i] for i in batch), produced)
         self.stats.seconds += time.perf_counter() - started
         return [r for r in results if r is not None]
 

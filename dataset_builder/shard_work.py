@@ -96,3 +96,24 @@ class Prebuilt:
 
     def __call__(self, intra_threads: int | None = None, device_index: Sequence[int] | None = None) -> Any:
         return self.engine
+
+
+class DriverEngineCache:
+    """For EngineFactory dataclasses: the driver's engine (no arguments) is built once and kept, never
+    pickled; a worker's (its threads, its devices) is built fresh. Subclasses define `_build`."""
+
+    def _build(self, intra_threads: int | None, device_index: Sequence[int] | None) -> Any:
+        raise NotImplementedError
+
+    def __call__(self, intra_threads: int | None = None, device_index: Sequence[int] | None = None) -> Any:
+        if intra_threads is not None or device_index is not None:
+            return self._build(intra_threads, device_index)
+        if "_driver" not in self.__dict__:
+            object.__setattr__(self, "_driver", self._build(None, None))  # frozen dataclasses too
+        return self.__dict__["_driver"]
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if k != "_driver"}  # a worker builds its own
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)

@@ -60,7 +60,7 @@ from dataset_builder.segment import (
     segment,
     spans_preserved,
 )
-from dataset_builder.shard_work import Prebuilt, RayOptions, ShardBackend
+from dataset_builder.shard_work import DriverEngineCache, Prebuilt, RayOptions, ShardBackend
 from schemas import language_bound
 from schemas.errors import PolyinstructError
 from schemas.languages import nllb_codes, resolve
@@ -253,9 +253,9 @@ class TranslationMemory(ShardMemory):
 
 
 @dataclass(frozen=True)
-class TranslatorFactory:
+class TranslatorFactory(DriverEngineCache):
     """Builds the CTranslate2 translator where the work runs (dataset_builder.backends.EngineFactory):
-    small and picklable. The driver's engine is built once and kept (not pickled), so the local
+    small and picklable. The driver's engine is built once and kept (DriverEngineCache), so the local
     backend, the planner's tokenizer and a caller translating several languages share one model."""
 
     model_dir: Path
@@ -264,27 +264,12 @@ class TranslatorFactory:
     settings: TranslateParams
     device: str
     compute_type: str
-    _driver: list[CTranslate2Engine] = field(default_factory=list, compare=False, repr=False)
 
-    def __call__(self, intra_threads: int | None = None, device_index: Sequence[int] | None = None
-                 ) -> CTranslate2Engine:
-        if intra_threads is None and device_index is None:
-            if not self._driver:
-                self._driver.append(self._build(None, self.settings))
-            return self._driver[0]
+    def _build(self, intra_threads: int | None, device_index: Sequence[int] | None) -> CTranslate2Engine:
         settings = self.settings.model_copy(update={"device_index": list(device_index)}) if device_index \
             else self.settings
-        return self._build(intra_threads, settings)
-
-    def _build(self, intra_threads: int | None, settings: TranslateParams) -> CTranslate2Engine:
         return CTranslate2Engine(self.model_dir, self.src_lang, self.tgt_lang, settings, self.device,
                                  self.compute_type, intra_threads=intra_threads)
-
-    def __getstate__(self) -> dict[str, Any]:
-        return {**self.__dict__, "_driver": []}  # a worker builds its own
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__dict__.update(state)
 
 
 def translate_pending(pending: Sequence[str], translate_units: UnitTranslator, memory: TranslationMemory,
