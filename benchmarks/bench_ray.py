@@ -106,6 +106,7 @@ def _respond(params: Any, records: int, repeats: int) -> dict[str, Any]:
     return {"prompts": len(prompts), "shard_prompts": shard, "max_new_tokens": 32, "identical_output": True,
             "local_prompts_per_s": best["local"]["units_per_s"],
             "ray_2_workers_prompts_per_s": best["ray_2_workers"]["units_per_s"],
+            "ray_2_workers_steady_prompts_per_s": best["ray_2_workers"]["steady_units_per_s"],
             "ray_over_local": round(best["ray_2_workers"]["units_per_s"] / best["local"]["units_per_s"], 3),
             "best": best, "runs": runs}
 
@@ -167,6 +168,7 @@ def run(quick: bool = False) -> dict[str, Any]:
             "units": len(units),
             "respond_local_prompts_per_s": respond["local_prompts_per_s"],
             "respond_ray_2_workers_prompts_per_s": respond["ray_2_workers_prompts_per_s"],
+            "respond_ray_2_workers_steady_prompts_per_s": respond["ray_2_workers_steady_prompts_per_s"],
             "model": "smoke NLLB and smoke responder (random weights)",
         },
         "units": len(units), "records": records, "shard_units": shard_units, "repeats": repeats,
