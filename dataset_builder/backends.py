@@ -77,12 +77,6 @@ class PendingRun:
     batches: int
     seconds: float
 
-    def rates(self, items: int, tokens: int) -> tuple[float | None, float | None]:
-        """(items/s, output tokens/s) of the run; None when nothing ran."""
-        if not items or self.seconds <= 0:
-            return None, None
-        return items / self.seconds, tokens / self.seconds
-
 
 def run_pending(backend: ShardBackend, pending: Sequence[str], factory: EngineFactory, memory: ShardMemory,
                 shard_size: int, description: str, unit: str) -> PendingRun:

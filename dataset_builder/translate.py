@@ -1,15 +1,16 @@
 """The translate stage: source records -> records in one target language, with NLLB on CTranslate2.
 
-The flow has three separable parts, so a distributed backend (Ray, a later issue) can reuse the
-first and last and swap only the middle:
+The flow has three separable parts; the middle one runs on a shard backend (dataset_builder.backends:
+`local` in this process, `ray` on a cluster), chosen by `translate.backend`:
 
 1. plan: segment every field into units (segment.py; in worker processes for large inputs, and
    cached per source file under `<memory>/segments/`, so the next language reuses it), split units
    over the model's input limit, look the distinct units up in the translation memory, list what
    is still pending;
-2. translate: `UnitTranslator` -- a callable from a list of unit texts to `UnitResult`s. The local
-   one is `CTranslate2Engine`; pending units go to it in shards of `translate.shard_units`, and
-   every finished shard is written to the memory at once (atomic Parquet file);
+2. translate: `UnitTranslator` -- a callable from a list of unit texts to `UnitResult`s,
+   `CTranslate2Engine`, built where the work runs by `TranslatorFactory`; pending units go to it in
+   shards of `translate.shard_units`, and every finished shard is written to the memory at once
+   (atomic Parquet file);
 3. assemble: put translations back into the fields, flag truncation and span loss, write rows.
 
 The translation memory is a directory of immutable Parquet shards per key (model fingerprint,
@@ -41,12 +42,9 @@ import pyarrow.parquet as pq
 
 from dataset_builder.artifacts import parquet_rows, read_table, write_json, write_parquet
 from dataset_builder.backends import LocalBackend, get_backend, run_pending
-from dataset_builder.devices import (
-    cpu_threads,
-    length_batches,
-)
+from dataset_builder.devices import cpu_threads, length_batches
 from dataset_builder.ledger import check_conservation, refuse_empty_output, rejects_table, write_rejects
-from dataset_builder.memory import ShardMemory, pending_order, run_in_shards
+from dataset_builder.memory import ShardMemory, pending_order
 from dataset_builder.memory_format import ensure_current, stamp
 from dataset_builder.models.nllb import load_tokenizer, model_fingerprint
 from dataset_builder.progress import progress_bar
@@ -270,12 +268,6 @@ class TranslatorFactory(DriverEngineCache):
             else self.settings
         return CTranslate2Engine(self.model_dir, self.src_lang, self.tgt_lang, settings, self.device,
                                  self.compute_type, intra_threads=intra_threads)
-
-
-def translate_pending(pending: Sequence[str], translate_units: UnitTranslator, memory: TranslationMemory,
-                      shard_units: int) -> dict[str, UnitResult]:
-    """Translate units shard by shard, each shard persisted before the next starts (run_in_shards)."""
-    return run_in_shards(pending, translate_units, memory, shard_units)
 
 
 def shard_backend(settings: TranslateParams) -> ShardBackend:
@@ -583,4 +575,3 @@ def translate_file(source: Path, lang: str, model_dir: Path, out: Path, metrics_
         write_json(data_metrics, metrics_out)
         write_timing(timing, metrics_out)
     return TranslateResult(target, len(planned), len(verbatim), len(rejects), metrics)
-
