@@ -76,7 +76,8 @@ RUN_KEYS: tuple[str, ...] = (
     "translate_seconds", "units_per_second", "target_tokens_per_second", "engine_batches", "memory",
     "memory_shards", "seconds",
     # The fixed costs, per language (issue 14): 0 where a multi-language run (translate_many) reused them.
-    "model_load_seconds", "tokenizer_load_seconds", "plan_seconds", "fit_seconds", "engine_seconds")
+    "model_load_seconds", "tokenizer_load_seconds", "plan_seconds", "fit_seconds", "engine_seconds",
+    "setup_seconds")
 MEMORY_COLUMNS = pa.schema([
     pa.field("unit", pa.string(), nullable=False),
     pa.field("translation", pa.string(), nullable=False),
@@ -641,6 +642,7 @@ def translate_file(source: Path, lang: str, model_dir: Path, out: Path, metrics_
         "tokenizer_load_seconds": round(engine.stats.tokenizer_load_seconds, 3),
         "plan_seconds": round(plan_seconds, 3), "fit_seconds": round(fit_seconds, 3),
         "engine_seconds": round(engine.stats.engine_seconds, 3) if translator is None else None,
+        "setup_seconds": round(translate_started - started, 3),  # from the call to the first unit sent
     }
     if metrics_out:
         data_metrics, timing = split_timing(metrics, RUN_KEYS)

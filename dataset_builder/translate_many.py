@@ -14,10 +14,12 @@ from __future__ import annotations
 
 import sys
 import time
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
 from dataset_builder.translate import LoadedOnce, TranslateResult, translate_file
+from dataset_builder.translate_ray import ray_session
 from schemas.errors import PolyinstructError
 from schemas.languages import nllb_codes, resolve
 from schemas.params import Params
@@ -71,10 +73,13 @@ def translate_languages(source: Path, langs: list[str], model_dir: Path, out_dir
     codes = target_languages(langs, params.languages.source)
     loaded = LoadedOnce(Path(model_dir))
     results: list[TranslateResult] = []
-    for i, lang in enumerate(codes, 1):
-        paths = language_paths(lang, out_dir, metrics_dir, rejects_dir, cache_root)
-        print(f"translate-many: {lang} ({i}/{len(codes)})", file=sys.stderr)
-        results.append(translate_file(source, lang, model_dir, paths.out, paths.metrics, paths.rejects, params,
-                                      cache=paths.memory, loaded=loaded,
-                                      plan_cache=plan_cache or cache_root / "segments"))
+    # backend ray: one Ray instance for every language (ray_session reuses it); each language still
+    # starts its own actor pool, as each loads the model for its target prefix.
+    with ray_session(params.translate) if params.translate.backend == "ray" else nullcontext():
+        for i, lang in enumerate(codes, 1):
+            paths = language_paths(lang, out_dir, metrics_dir, rejects_dir, cache_root)
+            print(f"translate-many: {lang} ({i}/{len(codes)})", file=sys.stderr)
+            results.append(translate_file(source, lang, model_dir, paths.out, paths.metrics, paths.rejects,
+                                          params, cache=paths.memory, loaded=loaded,
+                                          plan_cache=plan_cache or cache_root / "segments"))
     return ManyResult(results, loaded, time.perf_counter() - started)
