@@ -219,9 +219,10 @@ class CTranslate2Engine:
         limits = [self.decoding_limit(n) for n in lengths]
         eos = tokenizer.eos_token
         pending = []
+        translator = self.translator  # loaded (the first time) before the engine's clock starts
         submit_started = time.perf_counter()
         for batch in length_batches(lengths, self.settings.max_batch_tokens):
-            pending.append((batch, self.translator.translate_batch(
+            pending.append((batch, translator.translate_batch(
                 [sources[i] for i in batch],
                 target_prefix=[[self.tgt_lang]] * len(batch),
                 # CTranslate2 takes one limit per call: the largest of the batch (+ prefix, + </s>).
