@@ -85,7 +85,7 @@ def _compare(source: Path, model: Path, langs: list[str], work: Path) -> dict[st
     walls = [_cli(["translate", *common, "--lang", lang, "--out", str(per / "out" / f"{lang}.parquet"),
                    "--metrics", str(per / "metrics" / f"{lang}.json"),
                    "--rejects", str(per / "rejects" / f"{lang}.parquet"), "--cache", str(per / "memory" / lang),
-                   "--plan-cache", str(per / "memory" / "segments")], work) for lang in langs]
+                   "--plan-cache", str(per / "memory")], work) for lang in langs]
     per_result = _mode("per_language", walls, _timings(per / "metrics", langs), (load_start, os.getloadavg()[0]))
     first_wall = walls[0]
     load_start = os.getloadavg()[0]

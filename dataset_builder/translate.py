@@ -495,7 +495,7 @@ def translate_file(source: Path, lang: str, model_dir: Path, out: Path, metrics_
     """Translate `source` (SOURCE_SCHEMA Parquet) into `lang`; see the module docstring.
     `translator` replaces the CTranslate2 call (tests, other backends); tokenization stays the model's.
     `loaded`: the tokenizer, model, plan and token counts an earlier language of this process loaded
-    (translate_many). `plan_cache`: where the segmentation plan is cached; default: the memory directory."""
+    (translate_many). `plan_cache`: its `segments/` caches the segmentation plan; default: the memory directory."""
     from dataset_builder.models.nllb import model_fingerprint
     from dataset_builder.progress import progress_bar
 

@@ -68,7 +68,7 @@ def translate_languages(source: Path, langs: list[str], model_dir: Path, out_dir
                         rejects_dir: Path, params: Params, cache_root: Path, plan_cache: Path | None = None
                         ) -> ManyResult:
     """Translate `source` into every language of `langs` in this process, one language after the other.
-    `plan_cache`: where the segmentation plan is kept between runs (default `<cache_root>/segments`)."""
+    `plan_cache`: its `segments/` keeps the segmentation plan between runs (default: `cache_root`)."""
     started = time.perf_counter()
     codes = target_languages(langs, params.languages.source)
     loaded = LoadedOnce(Path(model_dir))
@@ -81,5 +81,5 @@ def translate_languages(source: Path, langs: list[str], model_dir: Path, out_dir
             print(f"translate-many: {lang} ({i}/{len(codes)})", file=sys.stderr)
             results.append(translate_file(source, lang, model_dir, paths.out, paths.metrics, paths.rejects,
                                           params, cache=paths.memory, loaded=loaded,
-                                          plan_cache=plan_cache or cache_root / "segments"))
+                                          plan_cache=plan_cache or cache_root))
     return ManyResult(results, loaded, time.perf_counter() - started)

@@ -27,7 +27,7 @@ def register(app: typer.Typer, model_app: typer.Typer) -> None:
         rejects: Annotated[Path | None, typer.Option(help="default data/rejects/translate/{lang}.parquet")] = None,
         cache: Annotated[Path | None, typer.Option(help="translation memory; default translate.cache")] = None,
         plan_cache: Annotated[Path | None, typer.Option(
-            help="segmentation plans, shareable by every language; default: inside the memory")] = None,
+            help="its segments/ holds the segmentation plans, shared by every language; default: the memory")] = None,
         device: Annotated[str | None, typer.Option(help="auto|cpu|cuda")] = None,
         compute_type: Annotated[str | None, typer.Option(help="auto|int8|int8_float16|float16|float32|...")] = None,
         beam_size: Annotated[int | None, typer.Option(help="1 = greedy")] = None,

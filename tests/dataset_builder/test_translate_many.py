@@ -47,7 +47,7 @@ def per_language(embedded_source: Path, smoke_nllb: Path, tmp_path_factory: pyte
     for lang in LANGS:
         p = layout.paths(lang)
         translate_file(embedded_source, lang, smoke_nllb, p.out, p.metrics, p.rejects, parse_params(SETTINGS),
-                       cache=p.memory, plan_cache=layout.root / "segments")
+                       cache=p.memory, plan_cache=layout.root / "memory")
     return layout
 
 
