@@ -27,6 +27,7 @@ import math
 import multiprocessing
 import sys
 import time
+from array import array
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -122,7 +123,7 @@ class EngineStats:
 class LoadedOnce:
     """What a process translating several languages loads once and hands to each language's run
     (dataset_builder.translate_many): the tokenizer, the CTranslate2 Translator, the source plans and
-    the token counts of source units. All are language-independent: the source language is fixed."""
+    the token ids of source units. All are language-independent: the source language is fixed."""
 
     model_dir: Path
     tokenizer: Any = None
@@ -131,7 +132,7 @@ class LoadedOnce:
     model_loads: int = 0
     tokenizer_loads: int = 0
     plans: dict[tuple[str, str], SourcePlan] = field(default_factory=dict)  # (source file, lang) -> plan
-    token_counts: dict[str, int] = field(default_factory=dict)  # unit -> model tokens
+    token_ids: dict[str, array[int]] = field(default_factory=dict)  # unit -> its model token ids, compact
 
 
 class CTranslate2Engine:
@@ -197,11 +198,16 @@ class CTranslate2Engine:
         """Model tokens of each text, special tokens excluded (one batched tokenizer call)."""
         if not texts:
             return []
-        known = self.loaded.token_counts if self.loaded is not None else {}
+        return [len(ids) - self.special_tokens for ids in self.source_ids(texts)]
+
+    def source_ids(self, texts: Sequence[str]) -> list[Sequence[int]]:
+        """Token ids of each text (one batched tokenizer call); a multi-language run tokenises each once."""
+        if self.loaded is None:
+            return list(self.tokenizer(list(texts))["input_ids"]) if texts else []
+        known = self.loaded.token_ids
         new = [t for t in dict.fromkeys(texts) if t not in known]
-        counted = dict(zip(new, (len(ids) - self.special_tokens for ids in self.tokenizer(new)["input_ids"]),
-                           strict=True)) if new else {}
-        known.update(counted)  # a multi-language run tokenises each source unit once
+        if new:
+            known.update(zip(new, (array("i", ids) for ids in self.tokenizer(new)["input_ids"]), strict=True))
         return [known[t] for t in texts]
 
     @property
@@ -214,7 +220,7 @@ class CTranslate2Engine:
     def __call__(self, units: Sequence[str]) -> list[UnitResult]:
         started = time.perf_counter()
         tokenizer = self.tokenizer
-        sources = [tokenizer.convert_ids_to_tokens(ids) for ids in tokenizer(list(units))["input_ids"]]
+        sources = [tokenizer.convert_ids_to_tokens(list(ids)) for ids in self.source_ids(units)]
         lengths = [len(tokens) for tokens in sources]
         limits = [self.decoding_limit(n) for n in lengths]
         eos = tokenizer.eos_token

@@ -81,7 +81,7 @@ def test_one_process_loads_model_tokenizer_and_plan_once(per_language: Layout,
     for lang in rest:  # the later languages reuse them: no load, no segmentation, no source tokenisation
         assert timings[lang]["model_load_seconds"] == timings[lang]["tokenizer_load_seconds"] == 0
         assert timings[lang]["plan_seconds"] < timings[first]["plan_seconds"]
-    assert set(done.loaded.token_counts) >= {u for u in _units(layout.paths(first).memory)}
+    assert set(done.loaded.token_ids) >= set(_units(layout.paths(first).memory))  # tokenised once, kept
     # The peer: every per-language run loaded the model and the tokenizer itself.
     for lang in LANGS:
         timing = json.loads(timing_path(per_language.paths(lang).metrics).read_text())
