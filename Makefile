@@ -49,9 +49,9 @@ $(addprefix bench-,$(BENCHES)): bench-%: venv
 	$(BIN)/python -m benchmarks.run $*
 
 # Per-language translate processes against one translate-many process (issue 14). FULL=1: 10 languages over
-# ../shared/data/alpaca_5000.json, and the model load at the NLLB-600M shape.
+# ../shared/data/alpaca_5000.json (RECORDS=N: its first N), and the model load at the NLLB-600M shape.
 bench-translate-many: venv
-	BENCH_TRANSLATE_MANY_FULL=$(FULL) $(BIN)/python -m benchmarks.run translate_many
+	BENCH_TRANSLATE_MANY_FULL=$(FULL) BENCH_TRANSLATE_MANY_RECORDS=$(RECORDS) $(BIN)/python -m benchmarks.run translate_many
 
 lint: venv
 	ruff check .

@@ -11,7 +11,8 @@ actor-pool start (backend ray, 2 CPU workers, a few records).
 
 Default: the embedded 100-record sample into 3 languages (it runs on a shared 2-core machine).
 BENCH_TRANSLATE_MANY_FULL=1 (`make bench-translate-many FULL=1`): ../shared/data/alpaca_5000.json
-into 10 languages, plus the model load of a random-weight model of the NLLB-200-distilled-600M shape.
+into 10 languages, plus the model load of a random-weight model of the NLLB-200-distilled-600M shape;
+BENCH_TRANSLATE_MANY_RECORDS=N (`RECORDS=N`) takes its first N records.
 """
 
 from __future__ import annotations
@@ -174,7 +175,8 @@ def run(quick: bool = False) -> dict[str, Any]:
     if not (model / "model.bin").exists():
         build_smoke_nllb(model, seed=0)
     langs = LANGS if full else LANGS[:3]
-    data = DataParams(source=str(SHARED)) if full else DataParams(source="embedded")
+    limit = int(os.environ.get("BENCH_TRANSLATE_MANY_RECORDS") or 0) or None  # full: the first N of alpaca_5000
+    data = DataParams(source=str(SHARED), limit=limit) if full else DataParams(source="embedded")
     if full and not SHARED.exists():
         raise RuntimeError(f"the full run reads {SHARED}, which is not here")
     source = work / ("alpaca_5000.parquet" if full else "sample.parquet")
