@@ -125,11 +125,12 @@ def _register_areas() -> None:
         round_trip,
         training,
         translate,
+        translate_many,
         validation,
     )
 
-    areas = (translate, round_trip, respond, quality, validation, export, training, evaluation, report, doctor,
-             recipes)
+    areas = (translate, translate_many, round_trip, respond, quality, validation, export, training, evaluation,
+             report, doctor, recipes)
     for area in areas:
         area.register(app, model_app)
 

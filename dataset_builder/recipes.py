@@ -75,6 +75,9 @@ def shrink(raw: dict[str, Any], *, limit: int = 20, languages: int = 1, mixtures
         # truncated: on a few records the retention bound of a real run would stop the smoke check.
         out["validation"]["min_retention"] = min(out["validation"].get("min_retention", 0.5), 0.2)
     out["translate"].update(device="auto", device_index=[0], beam_size=1, backend="local", ray_gpus_per_worker=0.0)
+    one_process = out["translate"].get("one_process") or {}
+    out["translate"].update(per_language=[] if one_process else targets,
+                            one_process={name: targets for name in one_process})
     out["export"].update(validation_fraction=0.1, test_fraction=0.2)  # a few records still leave a test split
     training = out["training"]
     training.update(budget={"steps": steps}, max_eval_examples=2)

@@ -28,6 +28,7 @@ import math
 import multiprocessing
 import sys
 import time
+from array import array
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -73,7 +74,10 @@ STAGE = "translate"
 RUN_KEYS: tuple[str, ...] = (
     "backend", "device", "units_translated", "cache_hits", "cache_hit_rate", "source_tokens", "target_tokens",
     "translate_seconds", "units_per_second", "target_tokens_per_second", "engine_batches", "memory",
-    "memory_shards", "seconds")
+    "memory_shards", "seconds",
+    # The fixed costs, per language (issue 14): 0 where a multi-language run (translate_many) reused them.
+    "model_load_seconds", "tokenizer_load_seconds", "plan_seconds", "fit_seconds", "engine_seconds",
+    "setup_seconds")
 MEMORY_COLUMNS = pa.schema([
     pa.field("unit", pa.string(), nullable=False),
     pa.field("translation", pa.string(), nullable=False),
@@ -109,6 +113,25 @@ class EngineStats:
     source_tokens: int = 0
     target_tokens: int = 0
     seconds: float = 0.0
+    engine_seconds: float = 0.0  # inside CTranslate2 (translate_batch and waiting on its results)
+    model_load_seconds: float = 0.0
+    tokenizer_load_seconds: float = 0.0
+
+
+@dataclass
+class LoadedOnce:
+    """What a process translating several languages loads once and hands to each language's run
+    (dataset_builder.translate_many): the tokenizer, the CTranslate2 Translator, the source plans and
+    the token ids of source units. All are language-independent: the source language is fixed."""
+
+    model_dir: Path
+    tokenizer: Any = None
+    translator: Any = None
+    translator_key: tuple[str, str, int] | None = None  # (device, compute type, threads) it was loaded with
+    model_loads: int = 0
+    tokenizer_loads: int = 0
+    plans: dict[tuple[str, str], SourcePlan] = field(default_factory=dict)  # (source file, lang) -> plan
+    token_ids: dict[str, array[int]] = field(default_factory=dict)  # unit -> its model token ids, compact
 
 
 class CTranslate2Engine:
@@ -116,30 +139,45 @@ class CTranslate2Engine:
     target language forced with `target_prefix`, a decoding limit that scales with each input."""
 
     def __init__(self, model_dir: Path, src_lang: str, tgt_lang: str, settings: TranslateParams,
-                 device: str, compute_type: str, intra_threads: int | None = None) -> None:
+                 device: str, compute_type: str, intra_threads: int | None = None,
+                 loaded: LoadedOnce | None = None) -> None:
         self.model_dir = Path(model_dir)
+        if loaded is not None and loaded.model_dir != self.model_dir:
+            raise PolyinstructError(f"{model_dir}: a multi-language run loaded {loaded.model_dir}; one model per run")
+        self.loaded = loaded
+        self.stats = EngineStats()
         self.settings = settings
         self.device = device
         self.compute_type = compute_type
         self.tgt_lang = tgt_lang
         # CPU threads of the one replica: every core by default; a worker of a pool passes its share.
         self.intra_threads = intra_threads or cpu_threads()
-        self.tokenizer = load_tokenizer(self.model_dir, src_lang)
+        if loaded is not None and loaded.tokenizer is not None:
+            self.tokenizer = loaded.tokenizer
+        else:
+            started = time.perf_counter()
+            self.tokenizer = load_tokenizer(self.model_dir, src_lang)
+            self.stats.tokenizer_load_seconds = time.perf_counter() - started
+            if loaded is not None:
+                loaded.tokenizer, loaded.tokenizer_loads = self.tokenizer, loaded.tokenizer_loads + 1
         for code in (src_lang, tgt_lang):
             if self.tokenizer.convert_tokens_to_ids(code) == self.tokenizer.unk_token_id:
                 raise PolyinstructError(f"{self.model_dir}: the model's tokenizer has no token for {code}; it is"
                                         " not an NLLB-200 model, or that language is not one it translates")
         self.special_tokens = len(self.tokenizer("")["input_ids"])  # e.g. [eng_Latn, </s>]
         self._translator: Any = None
-        self.stats = EngineStats()
         self.on_batch: Callable[[int, int], None] | None = None  # (units, target tokens) per finished batch
 
     @property
     def translator(self) -> Any:
         """Loaded on first use: a fully cached rerun never loads the model."""
+        key = (self.device, self.compute_type, self.intra_threads)
+        if self._translator is None and self.loaded is not None and self.loaded.translator_key == key:
+            self._translator = self.loaded.translator
         if self._translator is None:
             import ctranslate2
 
+            started = time.perf_counter()
             self._translator = ctranslate2.Translator(
                 str(self.model_dir), device=self.device, device_index=list(self.settings.device_index),
                 compute_type=self.compute_type,
@@ -147,6 +185,10 @@ class CTranslate2Engine:
                 # makes inter_threads workers per device); asynchronous batches keep them all busy.
                 inter_threads=1, intra_threads=self.intra_threads if self.device == "cpu" else 1,
             )
+            self.stats.model_load_seconds += time.perf_counter() - started
+            if self.loaded is not None:
+                self.loaded.translator, self.loaded.translator_key = self._translator, key
+                self.loaded.model_loads += 1
         return self._translator
 
     def load(self) -> None:
@@ -157,7 +199,17 @@ class CTranslate2Engine:
         """Model tokens of each text, special tokens excluded (one batched tokenizer call)."""
         if not texts:
             return []
-        return [len(ids) - self.special_tokens for ids in self.tokenizer(list(texts))["input_ids"]]
+        return [len(ids) - self.special_tokens for ids in self.source_ids(texts)]
+
+    def source_ids(self, texts: Sequence[str]) -> list[Sequence[int]]:
+        """Token ids of each text (one batched tokenizer call); a multi-language run tokenises each once."""
+        if self.loaded is None:
+            return list(self.tokenizer(list(texts))["input_ids"]) if texts else []
+        known = self.loaded.token_ids
+        new = [t for t in dict.fromkeys(texts) if t not in known]
+        if new:
+            known.update(zip(new, (array("i", ids) for ids in self.tokenizer(new)["input_ids"]), strict=True))
+        return [known[t] for t in texts]
 
     @property
     def input_budget(self) -> int:
@@ -169,13 +221,15 @@ class CTranslate2Engine:
     def __call__(self, units: Sequence[str]) -> list[UnitResult]:
         started = time.perf_counter()
         tokenizer = self.tokenizer
-        sources = [tokenizer.convert_ids_to_tokens(ids) for ids in tokenizer(list(units))["input_ids"]]
+        sources = [tokenizer.convert_ids_to_tokens(list(ids)) for ids in self.source_ids(units)]
         lengths = [len(tokens) for tokens in sources]
         limits = [self.decoding_limit(n) for n in lengths]
         eos = tokenizer.eos_token
         pending = []
+        translator = self.translator  # loaded (the first time) before the engine's clock starts
+        submit_started = time.perf_counter()
         for batch in length_batches(lengths, self.settings.max_batch_tokens):
-            pending.append((batch, self.translator.translate_batch(
+            pending.append((batch, translator.translate_batch(
                 [sources[i] for i in batch],
                 target_prefix=[[self.tgt_lang]] * len(batch),
                 # CTranslate2 takes one limit per call: the largest of the batch (+ prefix, + </s>).
@@ -190,11 +244,14 @@ class CTranslate2Engine:
                 max_batch_size=self.settings.max_batch_tokens, batch_type="tokens",
                 asynchronous=True,  # several GPUs (device_index) work on several batches at once
             )))
+        self.stats.engine_seconds += time.perf_counter() - submit_started
         results: list[UnitResult | None] = [None] * len(units)
         for batch, futures in pending:
             produced = 0
             for i, future in zip(batch, futures, strict=True):
+                waited = time.perf_counter()
                 result = future.result()
+                self.stats.engine_seconds += time.perf_counter() - waited
                 hypothesis = result.hypotheses[0]
                 if hypothesis and hypothesis[0] == self.tgt_lang:
                     hypothesis = hypothesis[1:]
@@ -262,12 +319,18 @@ class TranslatorFactory(DriverEngineCache):
     settings: TranslateParams
     device: str
     compute_type: str
+    loaded: LoadedOnce | None = None  # the driver's only (translate_many); never pickled to a worker
 
     def _build(self, intra_threads: int | None, device_index: Sequence[int] | None) -> CTranslate2Engine:
         settings = self.settings.model_copy(update={"device_index": list(device_index)}) if device_index \
             else self.settings
+        driver = intra_threads is None and device_index is None
         return CTranslate2Engine(self.model_dir, self.src_lang, self.tgt_lang, settings, self.device,
-                                 self.compute_type, intra_threads=intra_threads)
+                                 self.compute_type, intra_threads=intra_threads,
+                                 loaded=self.loaded if driver else None)
+
+    def __getstate__(self) -> dict[str, Any]:
+        return super().__getstate__() | {"loaded": None}
 
 
 def shard_backend(settings: TranslateParams) -> ShardBackend:
@@ -275,12 +338,13 @@ def shard_backend(settings: TranslateParams) -> ShardBackend:
     return get_backend(settings.backend, RayOptions.of("translate", settings))
 
 
-def open_translator(model_dir: Path, src_lang: str, target: str, settings: TranslateParams) -> TranslatorFactory:
+def open_translator(model_dir: Path, src_lang: str, target: str, settings: TranslateParams,
+                    loaded: LoadedOnce | None = None) -> TranslatorFactory:
     """The one place translate_file builds its engine: device and compute type where the backend runs
     it (the Ray workers' own with backend ray: the driver only plans and writes), then the factory
     whose driver engine plans."""
     device, compute_type = shard_backend(settings).devices(settings, STAGE)
-    return TranslatorFactory(Path(model_dir), src_lang, target, settings, device, compute_type)
+    return TranslatorFactory(Path(model_dir), src_lang, target, settings, device, compute_type, loaded)
 
 
 def record_log_prob(units: Sequence[UnitResult]) -> float | None:
@@ -464,10 +528,13 @@ def _fit_units(planned: list[Planned], budget: int, count: Callable[[Sequence[st
 def translate_file(source: Path, lang: str, model_dir: Path, out: Path, metrics_out: Path | None,
                    rejects_out: Path, params: Params, cache: Path | None = None,
                    translator: UnitTranslator | None = None,
-                   factory: TranslatorFactory | None = None) -> TranslateResult:
+                   factory: TranslatorFactory | None = None, loaded: LoadedOnce | None = None,
+                   plan_cache: Path | None = None) -> TranslateResult:
     """Translate `source` (SOURCE_SCHEMA Parquet) into `lang`; see the module docstring.
     `translator` replaces the CTranslate2 call (tests; run by the local backend); tokenization stays the
-    model's. `factory`: an engine already opened for this language pair (`open_translator`), reused."""
+    model's. `factory`: an engine already opened for this language pair (`open_translator`), reused.
+    `loaded`: the tokenizer, model, plan and token counts an earlier language of this process loaded
+    (translate_many). `plan_cache`: its `segments/` caches the segmentation plan; default: the memory directory."""
     started = time.perf_counter()
     settings = params.translate
     target = resolve(lang).flores
@@ -481,7 +548,7 @@ def translate_file(source: Path, lang: str, model_dir: Path, out: Path, metrics_
     n_in = table.num_rows
 
     fingerprint, smoke = model_fingerprint(Path(model_dir))
-    factory = factory or open_translator(Path(model_dir), src_lang, target, settings)
+    factory = factory or open_translator(Path(model_dir), src_lang, target, settings, loaded)
     device, compute_type = factory.device, factory.compute_type
     engine = factory()  # the driver's: tokenizes for planning; the local backend translates with it
     memory_root = cache if cache is not None else Path(settings.cache)
@@ -490,14 +557,23 @@ def translate_file(source: Path, lang: str, model_dir: Path, out: Path, metrics_
         print(f"translation memory {memory.directory}: {memory.migrated_shards} shard(s) migrated to format 2; "
               "their units' scores are unknown (delete the directory to rebuild it with scores)", file=sys.stderr)
 
-    with progress_bar() as progress:
-        task = progress.add_task(f"segment {target}", total=n_in, unit="records")
-        rows_in = list(zip(*(columns[f] for f in TEXT_FIELDS), strict=True))
-        plan = plan_source(source, rows_in, memory_root, lambda k: progress.advance(task, k),
-                           lang=resolve(src_lang).iso639_1 or "en")
+    plan_started = time.perf_counter()
+    plan_key = (str(Path(source).resolve()), resolve(src_lang).iso639_1 or "en")
+    plan = loaded.plans.get(plan_key) if loaded is not None else None
+    if plan is None:
+        with progress_bar() as progress:
+            task = progress.add_task(f"segment {target}", total=n_in, unit="records")
+            rows_in = list(zip(*(columns[f] for f in TEXT_FIELDS), strict=True))
+            plan = plan_source(source, rows_in, plan_cache or memory_root, lambda k: progress.advance(task, k),
+                               lang=plan_key[1])
+        if loaded is not None:
+            loaded.plans[plan_key] = plan
+    plan_seconds = time.perf_counter() - plan_started
     planned, verbatim, rejects = _apply_policy(plan, columns["id"], settings.code_policy, target,
                                                _language_bound(table, params))
+    fit_started = time.perf_counter()
     split_fields = _fit_units(planned, engine.input_budget, engine.count_tokens)
+    fit_seconds = time.perf_counter() - fit_started
     occurrences = [normalise_unit(u) for p in planned for s in p.fields.values() for u in s.units]
     distinct = sorted(set(occurrences))
     cached = memory.lookup(distinct)
@@ -507,6 +583,7 @@ def translate_file(source: Path, lang: str, model_dir: Path, out: Path, metrics_
     if translator is None:
         backend.check_work(settings.device, device, len(pending))
     work = factory if translator is None else Prebuilt(translator, factory.model_dir, device, compute_type)
+    translate_started = time.perf_counter()
     run = run_pending(backend, pending, work, memory, settings.shard_units, f"translate {target}", "units")
     fresh: dict[str, UnitResult] = run.results
     translate_seconds = run.seconds
@@ -569,6 +646,11 @@ def translate_file(source: Path, lang: str, model_dir: Path, out: Path, metrics_
         "memory_migrated_shards": memory.migrated_shards,
         "units_without_score": sum(results[u].score is None for u in distinct),
         "seconds": round(time.perf_counter() - started, 3),
+        "model_load_seconds": round(engine.stats.model_load_seconds, 3),
+        "tokenizer_load_seconds": round(engine.stats.tokenizer_load_seconds, 3),
+        "plan_seconds": round(plan_seconds, 3), "fit_seconds": round(fit_seconds, 3),
+        "engine_seconds": round(engine.stats.engine_seconds, 3) if translator is None else None,
+        "setup_seconds": round(translate_started - started, 3),  # from the call to the first unit sent
     }
     if metrics_out:
         data_metrics, timing = split_timing(metrics, RUN_KEYS)

@@ -129,6 +129,11 @@ class TranslateParams(_Section):
     ray_gpus_per_worker: float = Field(default=0.0, ge=0)
     # CPU workers: CTranslate2 threads per actor (and CPUs Ray reserves for it). GPU workers: ignored.
     ray_cpus_per_worker: int = Field(default=1, ge=1)
+    # How dvc.yaml runs the stage (issue 14). per_language: the targets translated by one stage and process
+    # each (`translate`); None: every target not in one_process. one_process: {NAME: [targets]}, one stage
+    # and process for all of them (`translate_many`: the model, tokenizer and plan loaded once).
+    per_language: list[str] | None = None
+    one_process: dict[str, list[str]] = Field(default_factory=dict)
 
 
 class DecodingParams(_Section):
@@ -548,6 +553,23 @@ class Params(_Section):
         if self.responses.mode == "generate" and set(self.responses.languages) != set(self.languages.targets):
             raise ValueError("responses.languages must list exactly languages.targets in generate mode (the"
                              " filter reads every target from data/responded)")
+        return self
+
+    @model_validator(mode="after")
+    def _translate_layout_covers_targets(self) -> Params:
+        """dvc.yaml's two translate stages: one writes data/translated/ whole, so they cannot share a run."""
+        translate, targets = self.translate, self.languages.targets
+        grouped = [lang for langs in translate.one_process.values() for lang in langs]
+        per_language = translate.per_language if translate.per_language is not None else (
+            [] if grouped else targets)
+        if len(translate.one_process) > 1 or (grouped and per_language):
+            raise ValueError("translate.one_process takes one group, {NAME: [every target]}, and then"
+                             " translate.per_language: [] (the group's stage writes data/translated/ whole)")
+        listed = per_language or grouped
+        if sorted(listed) != sorted(set(targets)) or len(listed) != len(set(listed)):
+            key = "translate.per_language" if per_language or not grouped else "translate.one_process"
+            raise ValueError(f"{key} must list exactly languages.targets, each once (dvc.yaml runs the translate"
+                             f" stage over it): it lists {listed}, the targets are {targets}")
         return self
 
     @property

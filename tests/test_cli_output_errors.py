@@ -31,6 +31,8 @@ def _commands(blocked: Path, missing: Path) -> dict[str, list[str]]:
                    "--rejects", str(blocked / "r.parquet"), "--metrics", str(blocked / "m.json")],
         "translate": ["translate", "--in", str(missing / "s.parquet"), "--lang", "fr", "--model", str(missing),
                       "--out", str(blocked / "t.parquet")],
+        "translate-many": ["translate-many", "--in", str(missing / "s.parquet"), "--langs", "fr,de", "--model",
+                           str(missing), "--out-dir", str(blocked / "translated")],
         "filter": ["filter", "--source", str(missing / "s.parquet"), "--translated", str(missing),
                    "--out", str(blocked / "filtered")],
         "validate": ["validate", "--in", str(missing), "--source", str(missing / "s.parquet"),
@@ -40,7 +42,8 @@ def _commands(blocked: Path, missing: Path) -> dict[str, list[str]]:
     }
 
 
-@pytest.mark.parametrize("command", ["ingest", "translate", "filter", "validate", "mix", "export"])
+@pytest.mark.parametrize("command", ["ingest", "translate", "translate-many", "filter", "validate", "mix",
+                                     "export"])
 def test_output_under_a_file_fails_first_in_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                      capsys: pytest.CaptureFixture[str], command: str) -> None:
     monkeypatch.chdir(tmp_path)

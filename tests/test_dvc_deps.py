@@ -21,6 +21,7 @@ RUNS = {
     "ingest": {"dataset_builder", "schemas"},
     "models": {"dataset_builder", "schemas"},
     "translate": {"dataset_builder", "schemas"},
+    "translate_many": {"dataset_builder", "schemas"},
     "filter": {"dataset_builder", "quality", "schemas"},
     "validate": {"dataset_builder", "quality", "schemas"},
     "export": {"dataset_builder", "schemas"},

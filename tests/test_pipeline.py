@@ -33,6 +33,7 @@ def repro(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, subprocess.Co
     params = yaml.safe_load((REPO_ROOT / "params.yaml").read_text())
     params["data"]["limit"] = 40
     params["languages"]["targets"] = ["fra_Latn", "zho_Hans"]
+    params["translate"]["per_language"] = params["languages"]["targets"]  # dvc.yaml's translate foreach
     params["mixtures"] = [{"name": "multilingual", "recipe": "multilingual"},
                           {"name": "downsampled", "recipe": "downsampled"}]
     params["training"]["budget"] = {"steps": 4}

@@ -23,6 +23,7 @@ def bactrian_params() -> dict:
     params = yaml.safe_load((REPO_ROOT / "params.yaml").read_text())
     params["data"]["limit"] = 20
     params["languages"]["targets"] = LANGS
+    params["translate"]["per_language"] = params["languages"]["targets"]  # dvc.yaml's translate foreach
     params["responses"].update(mode="generate", languages=LANGS, records="data/responded")
     params["responses"]["decoding"]["max_new_tokens"] = 32
     params["mixtures"] = [{"name": "multilingual", "recipe": "multilingual"}]

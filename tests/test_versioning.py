@@ -53,6 +53,7 @@ def shrunken_params() -> dict:
     params = yaml.safe_load((REPO_ROOT / "params.yaml").read_text())
     params["data"]["limit"] = 20
     params["languages"]["targets"] = ["fra_Latn"]
+    params["translate"]["per_language"] = params["languages"]["targets"]  # dvc.yaml's translate foreach
     params["quality"]["filters"]["length_ratio"]["min_rows"] = 5
     params["mixtures"] = [{"name": "multilingual", "recipe": "multilingual"}]
     params["training"].update(budget={"steps": 2}, max_eval_examples=2)

@@ -26,6 +26,8 @@ def register(app: typer.Typer, model_app: typer.Typer) -> None:
         metrics: Annotated[Path | None, typer.Option(help="default metrics/translate/{lang}.json")] = None,
         rejects: Annotated[Path | None, typer.Option(help="default data/rejects/translate/{lang}.parquet")] = None,
         cache: Annotated[Path | None, typer.Option(help="translation memory; default translate.cache")] = None,
+        plan_cache: Annotated[Path | None, typer.Option(
+            help="its segments/ holds the segmentation plans, shared by every language; default: the memory")] = None,
         device: Annotated[str | None, typer.Option(help="auto|cpu|cuda")] = None,
         compute_type: Annotated[str | None, typer.Option(help="auto|int8|int8_float16|float16|float32|...")] = None,
         beam_size: Annotated[int | None, typer.Option(help="1 = greedy")] = None,
@@ -64,7 +66,8 @@ def register(app: typer.Typer, model_app: typer.Typer) -> None:
         rejects = rejects or Path(f"data/rejects/translate/{target}.parquet")
         ensure_writable(out, metrics, rejects, folders=(cache or Path(params.translate.cache),))
         model_dir = resolve_translation_model(model or params.models.translation, params)
-        result = translate_file(source, target, model_dir, out, metrics, rejects, params, cache=cache)
+        result = translate_file(source, target, model_dir, out, metrics, rejects, params, cache=cache,
+                                plan_cache=plan_cache)
         m = result.metrics
         smoke = " [SMOKE MODEL: output is gibberish]" if m["smoke"] else ""
         typer.echo(

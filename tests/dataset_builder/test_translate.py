@@ -6,7 +6,6 @@ import re
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +23,7 @@ from schemas.errors import PolyinstructError
 from schemas.params import Params, parse_params
 from schemas.records import SOURCE_SCHEMA, TEXT_FIELDS, TRANSLATED_SCHEMA
 from tests.conftest import REPO_ROOT, metrics_with_timing
+from tests.dataset_builder.kill_helpers import kill_when
 
 LAYOUT = re.compile(r"^\s*(?:(?:[-*•+]|\d{1,3}[.)])(?=\s))?\s*")
 
@@ -178,15 +178,7 @@ def test_resume_after_kill_9(alpaca_source: Path, smoke_nllb: Path, tmp_path: Pa
                 "--metrics", str(tmp_path / "metrics.json"), "--rejects", str(tmp_path / "rejects.parquet"),
                 "--cache", str(memory), "--params", str(tmp_path / "params.yaml"))
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
-    with (tmp_path / "killed.log").open("w") as log:
-        proc = subprocess.Popen(args, cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 120
-        while not list(memory.rglob("shard-*.parquet")):
-            assert proc.poll() is None, (tmp_path / "killed.log").read_text()[-2000:]
-            assert time.monotonic() < deadline
-            time.sleep(0.01)
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait()
+    proc = kill_when(args, tmp_path, env, lambda: bool(list(memory.rglob("shard-*.parquet"))), tmp_path / "killed.log")
     assert proc.returncode == -signal.SIGKILL and not out.exists()
     survivors = {p: (p.stat().st_ino, p.stat().st_mtime_ns) for p in memory.rglob("shard-*.parquet")}
     done_units = pq.read_table(list(survivors)).num_rows

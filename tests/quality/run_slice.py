@@ -63,6 +63,7 @@ def build_run(root: Path) -> Path:
     """Run the slice in `root` (which becomes a DVC repository); returns `root`."""
     params = yaml.safe_load((REPO_ROOT / "params.yaml").read_text())
     params["languages"]["targets"] = list(TARGETS)
+    params["translate"]["per_language"] = params["languages"]["targets"]  # dvc.yaml's translate foreach
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     shutil.copyfile(REPO_ROOT / "dvc.yaml", root / "dvc.yaml")
     shutil.copytree(REPO_ROOT / "quality" / "report_templates", root / "quality" / "report_templates")  # plot templates
