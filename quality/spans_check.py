@@ -72,6 +72,7 @@ _TAG = re.compile(r"^<(/?)([A-Za-z][\w:-]*)(\s[^<>]*?)?\s*/?>$")
 _PLURAL = re.compile(r"^[A-Za-z]+\((?:s|es)\)$")
 _CODE_TOKEN = re.compile(r"\w+|[^\w\s]")
 _STRING = re.compile(r"\"[^\"\n]*\"|'[^'\n]*'")
+_TEXT_NODE = re.compile(r">[^<>]*<")  # the visible text of markup (`<p>text</p>`), rightly translated
 _COMMENT = re.compile(r"(?m)(?:^|\s)(?:#|//|--)\s.*$|/\*.*?\*/|<!--.*?-->", re.S)
 # A number: grouped by spaces (`1 000`), or digits with `.`/`,` separators.
 _NUMBER = re.compile(r"(?<!\d)(?<!\d[.,])(?:\d{1,3}(?:[ \u00a0\u202f']\d{3})+(?!\d)|\d+(?:[.,]\d+)*)")
@@ -232,7 +233,7 @@ def field_mismatch(source: str, target: str, min_number: int, min_code_token_rec
             continue
         if kind in ("block", "call"):
             target_tokens = target_tokens if target_tokens is not None else _code_tokens(target)
-            wanted = _code_tokens(_STRING.sub('""', _COMMENT.sub("", span_of[(kind, body)])))
+            wanted = _code_tokens(_TEXT_NODE.sub("><", _STRING.sub('""', _COMMENT.sub("", span_of[(kind, body)]))))
             kept = sum((wanted & target_tokens).values())
             if kept >= min_code_token_recall * sum(wanted.values()):
                 continue

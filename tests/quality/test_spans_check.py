@@ -39,6 +39,7 @@ def check(source: str, target: str) -> str | None:
     ("Length = 2, Width = 3, Height = 4", "Länge = 2, Breite = 3, Höhe = 4"),  # words given values
     ("Radius = 5cm\nDiameter = 10cm", "半径 = 5厘米\n直径 = 10厘米"),
     ("List the operation(s) used.", "Nenne die verwendete(n) Operation(en)."),  # a plural, not a call
+    ("<p>This is some text</p>", "<p>这是一些文本</p>"),  # the visible text of markup
 ])
 def test_localisation_passes(source: str, target: str) -> None:
     assert check(source, target) is None
@@ -58,6 +59,7 @@ def test_localisation_passes(source: str, target: str) -> None:
     ("Completes at 37.77777777777778 s.", "Endet bei 37,7 s.", "number_changed"),  # rounded to one decimal only
     ("<Insert presentation>", "Präsentation einfügen", "placeholder_lost"),  # the angle brackets lost
     ("Use <div> here.", "Benutze <Teil> hier.", "code_changed"),  # an HTML element is markup
+    ('<button style="color: red">Buy now</button>', '<按钮样式="颜色：红色">立即购买</button>', "code_changed"),
     ("int x = 10\nint y = 5", "整数 x = 10\n整数 y = 5", "code_changed"),  # a declaration is code
     ("So <<48/2=24>>24 each.", "所以每人24。", "code_changed"),
     ("Years = 15", "Jahre = 16", "number_changed"),
