@@ -46,10 +46,11 @@ _MARKUP = re.compile(r"^</?[a-z][\w-]*(?:\s+[\w-]+(?:=\S+)?)*\s*/?>$|^<!|^<\?")
 _BRACKET = re.compile(r"\[[^\[\]\n]{1,80}\]|［[^［］\n]{1,80}］|【[^【】\n]{1,80}】")
 _ANGLE = re.compile(r"<[^<>\n]{1,80}>|＜[^＜＞\n]{1,80}＞|《[^《》\n]{1,80}》")
 # A "block" whose lines only give words values (`Years = 15`, `Length=4cm, Width=6 inches`, `sum = 4+3+5`,
-# `Vector = (1, 2, 3)`): prose a translator rightly translates; its numbers are still checked. A declaration
-# (`int x = 10`) stays code.
+# `Vector = (1, 2, 3)`, `City = London`): prose a translator rightly translates; its numbers are still checked.
+# A declaration (`int x = 10`) stays code.
 _VALUE = (r"(?:[-+]?[$€£]?\d[\d.,]*(?:\s*[A-Za-z%°]{1,12})?(?:\s*[-+*/x^]\s*[$€£]?\d[\d.,]*(?:\s*[A-Za-z%°]{1,12})?)*"
-          r"|\(\s*-?\d[\d.]*(?:\s*,\s*-?\d[\d.]*)*\s*\))")
+          r"|\(\s*-?\d[\d.]*(?:\s*,\s*-?\d[\d.]*)*\s*\)"
+          r"|(?!(?:None|True|False|Null)\b)[A-Z][a-z]+(?: [A-Za-z][a-z]+){0,3})")  # `City = London`
 _NAME = (r"(?!(?:int|float|double|char|bool|boolean|long|short|string|String|var|let|const|auto|val|my)\s)"
          r"[A-Za-z][A-Za-z0-9_ ]{0,30}?")
 _PAIR = rf"{_NAME}\s*=\s*{_VALUE}"
@@ -233,7 +234,8 @@ def field_mismatch(source: str, target: str, min_number: int, min_code_token_rec
             continue
         if kind in ("block", "call"):
             target_tokens = target_tokens if target_tokens is not None else _code_tokens(target)
-            wanted = _code_tokens(_TEXT_NODE.sub("><", _STRING.sub('""', _COMMENT.sub("", span_of[(kind, body)]))))
+            literal_free = _STRING.sub(lambda m: m.group()[0] * 2, _COMMENT.sub("", span_of[(kind, body)]))
+            wanted = _code_tokens(_TEXT_NODE.sub("><", literal_free))
             kept = sum((wanted & target_tokens).values())
             if kept >= min_code_token_recall * sum(wanted.values()):
                 continue

@@ -40,6 +40,9 @@ def check(source: str, target: str) -> str | None:
     ("Radius = 5cm\nDiameter = 10cm", "半径 = 5厘米\n直径 = 10厘米"),
     ("List the operation(s) used.", "Nenne die verwendete(n) Operation(en)."),  # a plural, not a call
     ("<p>This is some text</p>", "<p>这是一些文本</p>"),  # the visible text of markup
+    ("City = London\nMonth = March", "Stadt = London\nMonat = März"),
+    ("print('I love coding!')\nfor i in range(4):\n    print('I love coding!')",
+     "print('Ich liebe Coding!')\nfor i in range(4):\n    print('Ich liebe Coding!')"),  # single-quoted strings
 ])
 def test_localisation_passes(source: str, target: str) -> None:
     assert check(source, target) is None
@@ -61,6 +64,8 @@ def test_localisation_passes(source: str, target: str) -> None:
     ("Use <div> here.", "Benutze <Teil> hier.", "code_changed"),  # an HTML element is markup
     ('<button style="color: red">Buy now</button>', '<按钮样式="颜色：红色">立即购买</button>', "code_changed"),
     ("int x = 10\nint y = 5", "整数 x = 10\n整数 y = 5", "code_changed"),  # a declaration is code
+    ("print('Please enter your name:')\nname = input()", "print('Bitte Namen eingeben:')\nName = Eingabe()",
+     "code_changed"),
     ("So <<48/2=24>>24 each.", "所以每人24。", "code_changed"),
     ("Years = 15", "Jahre = 16", "number_changed"),
     ("int a = 10;", "整数 a = 10;", "code_changed"),
