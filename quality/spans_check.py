@@ -192,6 +192,9 @@ def target_values(text: str) -> set[str]:
     for match in _NUMBER.finditer(text):
         values = _values(match.group())
         out |= values
+        parts = re.split(r"[.,]", match.group())
+        if len(parts) > 2:  # `22.11.63`: a date (`11/22/63` in the source) or a version, whose parts are numbers
+            out |= {str(int(part)) for part in parts if part.isdigit()}
         scale = _CJK_SCALE_AFTER.match(text, match.end())
         if scale:
             out |= _scaled(values, _CJK_SCALES[scale.group(1)])

@@ -41,6 +41,7 @@ def check(source: str, target: str) -> str | None:
     ("List the operation(s) used.", "Nenne die verwendete(n) Operation(en)."),  # a plural, not a call
     ("<p>This is some text</p>", "<p>这是一些文本</p>"),  # the visible text of markup
     ("City = London\nMonth = March", "Stadt = London\nMonat = März"),
+    ("11/22/63 is a novel.", "Der 22.11.63 ist ein Roman."),  # a date in the local order
     ("print('I love coding!')\nfor i in range(4):\n    print('I love coding!')",
      "print('Ich liebe Coding!')\nfor i in range(4):\n    print('Ich liebe Coding!')"),  # single-quoted strings
 ])
