@@ -311,6 +311,11 @@ def _fasttext_verdicts(prose: Sequence[str | None], rows: list[int], expected: s
     for k, ranked in zip(doubtful, lid_model.predict([texts[k] for k in doubtful], k=1), strict=True):
         i = rows[k]
         code, probability = ranked[0] if ranked else ("", 0.0)
+        if "_" in code and _script(code) != _script(expected) and _prefix(code) not in confusions:
+            # The text passed the script check, so a language of another script is the model's noise (lid.176
+            # calls plain Chinese Korean or Vietnamese); the script check judges across scripts.
+            verdicts[i] = True
+            continue
         if covered:
             if _prefix(code) in confusions:
                 to_lingua.append(i)  # a confusable pair: lingua is the stronger judge

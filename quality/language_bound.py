@@ -3,7 +3,9 @@
 
 Vectorised DuckDB regexes over the source instructions (one per id, not per language). Rows whose rule family
 is in `quality.filters.language_bound.reject` are rejected; those in `flag` are kept and counted per language
-in the metrics (`language_bound_flagged`).
+in the metrics (`language_bound_flagged`). A row whose output was generated in its language (`output_model`
+names a responder, Bactrian-X's recipe) is only flagged whatever its family: the task is regenerable (a rhyme
+written in German rhymes in German); what breaks is a translated *answer* to an English-form task.
 """
 
 from __future__ import annotations
@@ -21,7 +23,8 @@ def create_table(con: duckdb.DuckDBPyConnection, params: LanguageBoundParams) ->
     reject = ", ".join(f"'{f}'" for f in params.reject) or "NULL"
     con.execute(f"""
 CREATE OR REPLACE TABLE lb_flags AS
-SELECT t.rid, m.lb_family, m.lb_match, m.lb_family IN ({reject}) AS lb_reject FROM rows t JOIN (
+SELECT t.rid, m.lb_family, m.lb_match,
+  m.lb_family IN ({reject}) AND coalesce(t.output_model, 'translated') = 'translated' AS lb_reject FROM rows t JOIN (
   SELECT id, {sql_family('instruction', families)} AS lb_family, {sql_match('instruction', families)} AS lb_match
   FROM rows WHERE is_source
 ) m USING (id)

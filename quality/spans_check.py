@@ -25,7 +25,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections import Counter
-from decimal import Decimal, InvalidOperation
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 
 import duckdb
 import pyarrow as pa
@@ -45,16 +45,46 @@ _VARIABLE = re.compile(r"^(?:\{\{.*\}\}|\$\{.*\}|\{[\w.\s]*\}|%\(\w+\)[sdf]|%[sd
 _MARKUP = re.compile(r"^</?[a-z][\w-]*(?:\s+[\w-]+(?:=\S+)?)*\s*/?>$|^<!|^<\?")
 _BRACKET = re.compile(r"\[[^\[\]\n]{1,80}\]|［[^［］\n]{1,80}］|【[^【】\n]{1,80}】")
 _ANGLE = re.compile(r"<[^<>\n]{1,80}>|＜[^＜＞\n]{1,80}＞|《[^《》\n]{1,80}》")
-# A one-line "block" that only gives a word a value (`Years = 15`, `Length=4cm`): prose a translator rightly
-# translates; its numbers are still checked.
-_ASSIGNMENT = re.compile(r"^\s*[A-Za-z][A-Za-z ]{0,30}\s*=\s*[-+$€£]?\d[\d.,]*\s*[A-Za-z%]{0,5}\s*[.,]?\s*$")
+# A "block" whose lines only give words values (`Years = 15`, `Length=4cm, Width=6 inches`, `sum = 4+3+5`,
+# `Vector = (1, 2, 3)`, `City = London`): prose a translator rightly translates; its numbers are still checked.
+# A declaration (`int x = 10`) stays code.
+_VALUE = (r"(?:[-+]?[$€£]?\d[\d.,]*(?:\s*[A-Za-z%°]{1,12})?(?:\s*[-+*/x^]\s*[$€£]?\d[\d.,]*(?:\s*[A-Za-z%°]{1,12})?)*"
+          r"|\(\s*-?\d[\d.]*(?:\s*,\s*-?\d[\d.]*)*\s*\)"
+          r"|(?!(?:None|True|False|Null)\b)[A-Z][a-z]+(?: [A-Za-z][a-z]+){0,3})")  # `City = London`
+_NAME = (r"(?!(?:int|float|double|char|bool|boolean|long|short|string|String|var|let|const|auto|val|my)\s)"
+         r"[A-Za-z][A-Za-z0-9_ ]{0,30}?")
+_PAIR = rf"{_NAME}\s*=\s*{_VALUE}"
+_ASSIGNMENT = re.compile(rf"^\s*{_PAIR}(?:\s*(?:[,;]|\band\b)\s*{_PAIR})*\s*[.,;]?\s*$")
+# HTML elements: `<div>` is markup; `<adjectives>`, `<image>`, `<Insert presentation>` are placeholders a
+# translator may fill with words of its language, as long as the angle brackets survive.
+_HTML_ELEMENTS = frozenset({
+    "a", "abbr", "address", "area", "article", "aside", "audio", "b", "base", "bdi", "bdo", "blockquote", "body",
+    "br", "button", "canvas", "caption", "cite", "code", "col", "colgroup", "data", "datalist", "dd", "del",
+    "details", "dfn", "dialog", "div", "dl", "dt", "em", "embed", "fieldset", "figcaption", "figure", "footer",
+    "form", "h1", "h2", "h3", "h4", "h5", "h6", "head", "header", "hr", "html", "i", "iframe", "img", "input",
+    "ins", "kbd", "label", "legend", "li", "link", "main", "map", "mark", "meta", "meter", "nav", "noscript",
+    "object", "ol", "optgroup", "option", "output", "p", "param", "picture", "pre", "progress", "q", "rp", "rt",
+    "ruby", "s", "samp", "script", "section", "select", "slot", "small", "source", "span", "strong", "style", "sub",
+    "summary", "sup", "svg", "table", "tbody", "td", "template", "textarea", "tfoot", "th", "thead", "time",
+    "title", "tr", "track", "u", "ul", "var", "video", "wbr"
+})
+_TAG = re.compile(r"^<(/?)([A-Za-z][\w:-]*)(\s[^<>]*?)?\s*/?>$")
+# `operation(s)`, `bit(s)`: a plural in prose, not a call.
+_PLURAL = re.compile(r"^[A-Za-z]+\((?:s|es)\)$")
 _CODE_TOKEN = re.compile(r"\w+|[^\w\s]")
 _STRING = re.compile(r"\"[^\"\n]*\"|'[^'\n]*'")
+_TEXT_NODE = re.compile(r">[^<>]*<")  # the visible text of markup (`<p>text</p>`), rightly translated
 _COMMENT = re.compile(r"(?m)(?:^|\s)(?:#|//|--)\s.*$|/\*.*?\*/|<!--.*?-->", re.S)
 # A number: grouped by spaces (`1 000`), or digits with `.`/`,` separators.
 _NUMBER = re.compile(r"(?<!\d)(?<!\d[.,])(?:\d{1,3}(?:[ \u00a0\u202f']\d{3})+(?!\d)|\d+(?:[.,]\d+)*)")
 _SCALE_WORDS: dict[str, int] = {"thousand": 10**3, "million": 10**6, "billion": 10**9, "trillion": 10**12}
 _SCALE_AFTER = re.compile(r"\s*(thousand|million|billion|trillion)\b", re.I)
+# A quantity restated in another unit in parentheses, `8,848 meters (29,029 feet)`: a translator localises by
+# dropping the restatement, so the number in parentheses is not required (the first one is).
+_CONVERSION = re.compile(r"\d[\d,.]*\s*(?:°\s?)?[^\W\d_]+\.?\s*\(\s*(?:about|approx\.|approximately|~|≈)?\s*"
+                         r"([-+]?\d[\d,.]*\s*(?:°\s?)?[^\W\d_]+\.?)\s*\)")
+# `10pm` may become `22 Uhr`.
+_PM = re.compile(r"\s?(?:pm|p\.m\.)", re.I)
 # Myriad-based scales of CJK scripts: `150万` is 1,500,000.
 _CJK_SCALES: dict[str, int] = {"万": 10**4, "萬": 10**4, "亿": 10**8, "億": 10**8, "만": 10**4, "억": 10**8,
                                "千": 10**3, "천": 10**3}
@@ -65,14 +95,31 @@ def _squash(text: str) -> str:
     return _SPACE.sub("", text)
 
 
-def _kind(kind: str, span: str) -> str:
+def _is_markup(span: str, source: str) -> bool:
+    """`<...>` is markup when it is a closing tag, has attributes, names an HTML element or is closed in `source`."""
+    tag = _TAG.match(span)
+    if not tag or not _MARKUP.match(span):
+        return False
+    closing, name, attributes = tag.groups()
+    return bool(closing) or "=" in (attributes or "") or name.lower() in _HTML_ELEMENTS or f"</{name}" in source
+
+
+def _is_assignment_block(span: str) -> bool:
+    return all(_ASSIGNMENT.match(line) for line in span.split("\n") if line.strip())
+
+
+def _kind(kind: str, span: str, source: str = "") -> str:
     """Refine the contract's kinds into what is checked how."""
     if kind == "placeholder":
         if _VARIABLE.match(span):
             return "variable"
         if span.startswith("<"):
-            return "markup" if _MARKUP.match(span) else "bracket"
+            return "markup" if _is_markup(span, source) else "bracket"
         return "bracket"
+    if kind == "block" and re.fullmatch(r"<[^<>\n]{1,80}>", span.strip()) and not _is_markup(span.strip(), source):
+        return "bracket"
+    if kind == "call" and _PLURAL.match(span):
+        return "prose"
     if kind == "math":
         return "annotation" if span.startswith("<<") else "number"
     if kind in ("money", "quantity"):
@@ -103,9 +150,14 @@ def _values(number: str) -> set[str]:
     out = set()
     for candidate in candidates:
         try:
-            out.add(format(Decimal(candidate).normalize(), "f"))
+            value = Decimal(candidate)
         except InvalidOperation:
             continue
+        out.add(format(value.normalize(), "f"))
+        digits = -value.as_tuple().exponent if isinstance(value.as_tuple().exponent, int) else 0
+        # `37.77777777777778` may be rounded (`37,777777777778`): any rounding to 2 or more decimals.
+        out |= {format(value.quantize(Decimal(1).scaleb(-k), ROUND_HALF_UP).normalize(), "f")
+                for k in range(2, digits) if digits > 4 and len(candidate) < 25}
     return out
 
 
@@ -116,14 +168,19 @@ def _scaled(values: set[str], factor: int) -> set[str]:
 def source_numbers(text: str, min_number: int) -> list[tuple[str, set[str]]]:
     """The numbers of a source text a translation must keep: (as written, values it may take)."""
     out = []
+    restated = [m.span(1) for m in _CONVERSION.finditer(text)]
     for match in _NUMBER.finditer(text):
         written = match.group()
         values = _values(written)
         if not values or (written.isdigit() and int(written) < min_number):
             continue
+        if any(start <= match.start() < end for start, end in restated):
+            continue
         scale = _SCALE_AFTER.match(text, match.end())
         if scale:
             values |= _scaled(values, _SCALE_WORDS[scale.group(1).lower()])
+        if written.isdigit() and int(written) < 12 and _PM.match(text, match.end()):
+            values.add(str(int(written) + 12))
         out.append((written, values))
     return out
 
@@ -135,6 +192,9 @@ def target_values(text: str) -> set[str]:
     for match in _NUMBER.finditer(text):
         values = _values(match.group())
         out |= values
+        parts = re.split(r"[.,]", match.group())
+        if len(parts) > 2:  # `22.11.63`: a date (`11/22/63` in the source) or a version, whose parts are numbers
+            out |= {str(int(part)) for part in parts if part.isdigit()}
         scale = _CJK_SCALE_AFTER.match(text, match.end())
         if scale:
             out |= _scaled(values, _CJK_SCALES[scale.group(1)])
@@ -159,7 +219,7 @@ def field_mismatch(source: str, target: str, min_number: int, min_code_token_rec
     brackets = angles = 0
     prose = source
     for kind, span in spans:
-        refined = _kind(kind, span)
+        refined = _kind(kind, span, source)
         if refined in KIND_REASON and refined != "bracket":
             key = (refined, _squash(unicodedata.normalize("NFKC", span)))  # compared with the NFKC target
             exact[key] += 1
@@ -169,7 +229,7 @@ def field_mismatch(source: str, target: str, min_number: int, min_code_token_rec
                 angles += 1
             else:
                 brackets += 1
-        if refined != "number" and not (refined == "block" and _ASSIGNMENT.match(span)):
+        if refined != "number" and not (refined == "block" and _is_assignment_block(span)):
             prose = prose.replace(span, " ", 1)  # numbers inside code, URLs and placeholders are checked with them
     target_tokens: Counter[str] | None = None
     for (kind, body), count in exact.items():
@@ -177,11 +237,12 @@ def field_mismatch(source: str, target: str, min_number: int, min_code_token_rec
             continue
         if kind in ("block", "call"):
             target_tokens = target_tokens if target_tokens is not None else _code_tokens(target)
-            wanted = _code_tokens(_STRING.sub('""', _COMMENT.sub("", span_of[(kind, body)])))
+            literal_free = _STRING.sub(lambda m: m.group()[0] * 2, _COMMENT.sub("", span_of[(kind, body)]))
+            wanted = _code_tokens(_TEXT_NODE.sub("><", literal_free))
             kept = sum((wanted & target_tokens).values())
             if kept >= min_code_token_recall * sum(wanted.values()):
                 continue
-            if kind == "block" and _ASSIGNMENT.match(span_of[(kind, body)]):
+            if kind == "block" and _is_assignment_block(span_of[(kind, body)]):
                 continue  # `Length = 4cm` in prose: its word is translated, its number is checked with the prose
         return KIND_REASON[kind], f"{kind} {_short(body)!r} not kept"
     if len(_BRACKET.findall(target)) < brackets:

@@ -201,12 +201,16 @@ def _language_ids(con: duckdb.DuckDBPyConnection, params: Params, progress: Any)
     details: list[str] = []
     model_counts: dict[str, int] = {}
     judge_seconds = 0.0
-    prose = langid.prose_sql("r.instruction || chr(10) || r.output", config.max_chars)
+    # An output copied verbatim from the source (code, or the answer to "translate into French") is no evidence of
+    # the wrong language: only the instruction is judged then (a copied English prose output is english_left's).
+    prose = langid.prose_sql("r.instruction || chr(10) || CASE WHEN r.output = s.output THEN '' ELSE r.output END",
+                             config.max_chars)
     for lang in langs:
         script = resolve(lang).script
         table = con.sql(
             f"SELECT rid, prose, {langid.script_fraction_sql('prose', script)} AS fraction FROM ("
-            f"SELECT r.rid, {prose} AS prose FROM rows r JOIN judge_rows j USING (rid) WHERE j.lang = $1)",
+            f"SELECT r.rid, {prose} AS prose FROM rows r JOIN judge_rows j USING (rid) "
+            f"LEFT JOIN rows s ON s.is_source AND s.id = r.id WHERE j.lang = $1)",
             params=[lang]).to_arrow_table()
         texts = table.column("prose").to_pylist()
         judge_started = time.perf_counter()

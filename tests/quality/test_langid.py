@@ -96,3 +96,12 @@ def test_low_accuracy_mode_and_confidence_are_configurable(prompts: dict) -> Non
     assert sum(v is True for v in verdicts) >= 0.85 * len(verdicts)
     strict = JudgeConfig(min_confidence=0.0)
     assert matches_language(prompts["fr"], "spa_Latn", config=strict).count(False) == len(prompts["fr"])
+
+
+def test_a_guess_in_another_script_does_not_overrule_the_script_check() -> None:
+    """lid.176 calls some short plain Chinese Korean or Vietnamese; the script check already found Han letters."""
+    chinese = ["将带下划线的单词替换为合适的形容词。椅子很结实。", "将给定的陈述分为积极或消极情绪。负面情绪。"]
+    assert matches_language(chinese, "zho_Hans") == [True, True]
+    # Across scripts the script check still rejects, within a script the model does.
+    assert matches_language(["Объясните, почему небо голубое днём и красное на закате."], "zho_Hans") == [False]
+    assert matches_language(["Explain why the sky is blue during the day and red at sunset."], "fra_Latn") == [False]

@@ -31,6 +31,19 @@ def check(source: str, target: str) -> str | None:
     ("Years = 15", "Jahre = 15"),  # a word given a value is prose, not code
     ("A = πr²", "A = πr²"),  # compatibility characters on both sides
     ("Find the last three digits of 343⁷.", "Finde die letzten drei Ziffern von 343⁷."),
+    ("It reaches 10,800 meters (35,400 ft).", "Er erreicht 10.800 Meter."),  # a unit restatement dropped
+    ("100°F is 37.77777777777778°C.", "100°F entsprechen 37,777777777778°C."),  # a long decimal rounded
+    ("The store closes at 10pm.", "Der Laden schließt um 22 Uhr."),  # 24-hour clock
+    ("Complete the list of <adjectives>.", "Vervollständige die Liste der <Adjektive>."),  # angle placeholder
+    ("<Insert presentation>", "<插入演示文稿>"),
+    ("Length = 2, Width = 3, Height = 4", "Länge = 2, Breite = 3, Höhe = 4"),  # words given values
+    ("Radius = 5cm\nDiameter = 10cm", "半径 = 5厘米\n直径 = 10厘米"),
+    ("List the operation(s) used.", "Nenne die verwendete(n) Operation(en)."),  # a plural, not a call
+    ("<p>This is some text</p>", "<p>这是一些文本</p>"),  # the visible text of markup
+    ("City = London\nMonth = March", "Stadt = London\nMonat = März"),
+    ("11/22/63 is a novel.", "Der 22.11.63 ist ein Roman."),  # a date in the local order
+    ("print('I love coding!')\nfor i in range(4):\n    print('I love coding!')",
+     "print('Ich liebe Coding!')\nfor i in range(4):\n    print('Ich liebe Coding!')"),  # single-quoted strings
 ])
 def test_localisation_passes(source: str, target: str) -> None:
     assert check(source, target) is None
@@ -46,7 +59,14 @@ def test_localisation_passes(source: str, target: str) -> None:
     ("Hello {name}, welcome.", "Hallo {Name}, willkommen.", "placeholder_lost"),
     ("Sign as [Your Name] from [Company].", "Unterschreiben Sie als Ihr Name von Firma.", "placeholder_lost"),
     ("The tower is 330 meters tall.", "Der Turm ist 300 Meter hoch.", "number_changed"),
-    ("It reaches 10,800 meters (35,400 ft).", "Er erreicht 10.800 Meter.", "number_changed"),
+    ("It reaches 10,800 meters (35,400 ft).", "Er erreicht 35.400 ft.", "number_changed"),  # the first one is kept
+    ("Completes at 37.77777777777778 s.", "Endet bei 37,7 s.", "number_changed"),  # rounded to one decimal only
+    ("<Insert presentation>", "Präsentation einfügen", "placeholder_lost"),  # the angle brackets lost
+    ("Use <div> here.", "Benutze <Teil> hier.", "code_changed"),  # an HTML element is markup
+    ('<button style="color: red">Buy now</button>', '<按钮样式="颜色：红色">立即购买</button>', "code_changed"),
+    ("int x = 10\nint y = 5", "整数 x = 10\n整数 y = 5", "code_changed"),  # a declaration is code
+    ("print('Please enter your name:')\nname = input()", "print('Bitte Namen eingeben:')\nName = Eingabe()",
+     "code_changed"),
     ("So <<48/2=24>>24 each.", "所以每人24。", "code_changed"),
     ("Years = 15", "Jahre = 16", "number_changed"),
     ("int a = 10;", "整数 a = 10;", "code_changed"),

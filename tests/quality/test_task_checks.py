@@ -83,6 +83,22 @@ def test_language_bound_families_can_be_rejected_or_only_counted(tmp_path: Path)
     assert not rejects
 
 
+def test_a_generated_output_makes_the_task_regenerable(tmp_path: Path) -> None:
+    """A rejected family is only flagged where the output was written in the language, not translated."""
+    source, target = base_rows(25)
+    for row in (0, 1):
+        source[row]["instruction"] = "Write two lines of a poem that rhyme about the sea."
+    for row in target:
+        row["output_model"] = "translated"
+    target[1]["output_model"] = "responder-7b"
+    write_set(tmp_path, source, {"fra_Latn": target})
+    _, rejects = run_small(tmp_path, {"dedup": {"near": False}})
+    assert rejects[("fra_Latn", "t-000")]["reason"] == "language_bound"
+    assert ("fra_Latn", "t-001") not in rejects
+    metrics = json.loads((tmp_path / "quality.json").read_text())
+    assert metrics["language_bound_flagged"] == {"fra_Latn": 1}
+
+
 def test_unknown_family_is_a_params_error() -> None:
     with pytest.raises(PolyinstructError, match="unknown language_bound families"):
         parse_params({"quality": {"filters": {"language_bound": {"reject": ["speling"]}}}}, "test")
