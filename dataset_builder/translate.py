@@ -503,9 +503,11 @@ def _apply_policy(plan: SourcePlan, ids: list[str], policy: str, lang: str, lang
 
 def _language_bound(table: pa.Table, params: Params) -> list[bool] | None:
     """Per record: skip it (translate.skip_language_bound) because quality would reject its task anyway
-    (a family in quality.filters.language_bound.reject). One vectorised RE2 match over the instructions."""
+    (a family in quality.filters.language_bound.reject). One vectorised RE2 match over the instructions.
+    Generate mode skips nothing: a response written in the language makes the task whole, so quality only
+    flags it (quality/language_bound.py)."""
     families = params.quality.filters.language_bound.reject
-    if not params.translate.skip_language_bound or not families:
+    if not params.translate.skip_language_bound or not families or params.responses.mode == "generate":
         return None
     return pc.match_substring_regex(table.column("instruction"), language_bound.pattern(families)).to_pylist()
 

@@ -23,3 +23,16 @@ def test_language_bound_records_are_skipped_when_asked(smoke_nllb: Path, tmp_pat
     assert skipped.result.metrics["rejected_by_reason"] == {"language_bound": 1}
     default = run(src, smoke_nllb, tmp_path / "default")
     assert not default.rejects and len(default.rows) == 3
+
+
+def test_generate_mode_translates_language_bound_records(smoke_nllb: Path, tmp_path: Path) -> None:
+    """Generate mode writes the response in the language, so the task is whole again and quality only flags
+    it: translate must not skip the record, whatever skip_language_bound says."""
+    src = source_file(tmp_path / "source.parquet", RECORDS)
+    params = parse_params({
+        "translate": {"skip_language_bound": True, "per_language": ["fra_Latn"]},
+        "languages": {"targets": ["fra_Latn"]},
+        "responses": {"mode": "generate", "languages": ["fra_Latn"], "records": "data/responded"},
+    })
+    generated = run(src, smoke_nllb, tmp_path / "generate", params=params)
+    assert not generated.rejects and sorted(r["id"] for r in generated.rows) == ["t-0", "t-1", "t-2"]
