@@ -1,140 +1,182 @@
-"""Quality stage at Bactrian-X scale: dedup + every filter, language ID included, on ~3.4M pairs.
+"""Quality stage at Bactrian-X scale: every filter, language ID included, on ~3.4M pairs of real shape.
 
-Records the stage's seconds (and per step), peak memory (RSS, this process and children), the rate of
-language ID on its own, and a naive pandas implementation of the same exact dedup, timed in the same
-run on the same rows, as a ratio to the DuckDB one. quick=True: ~100k pairs.
+The rows come from benchmarks.synth with real_text: real English with its real Chinese, German, Bulgarian,
+Spanish, French and Russian translations wherever ../shared/data has them (benchmarks.real_text), script
+substitution for the other languages, and the same planted defects as before. Each run of the stage is its
+own process (benchmarks/quality_child.py), so its wall and CPU time, its peak RSS (the process tree, sampled,
+and the largest single process) and the load average are taken in the same run. The peer, in the same run,
+is the implementation of commit PEER (extracted with git archive) on a smaller sample, next to this one on
+the same sample: the ratio of their times, and whether they keep and reject the same ids.
+
+`--rows N` sets the size of the main run (default 3.4M; quick: ~100K); results of a non-default size go to
+benchmarks/results/quality_<N>.json.
 """
 
 from __future__ import annotations
 
-import re
-import resource
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import threading
 import time
-import unicodedata
 from pathlib import Path
 from typing import Any
 
-import duckdb
-import pyarrow as pa
+import psutil
+import pyarrow.parquet as pq
 
 from benchmarks.synth import synthetic_parallel_set
-from dataset_builder.artifacts import parquet_files, read_table
-from quality import filters
-from quality.stage import run_filter
-from schemas.params import Params, parse_params
 
 WORK = Path(__file__).resolve().parent / "work" / "quality"
+REPO = Path(__file__).resolve().parents[1]
+CHILD = Path(__file__).resolve().parent / "quality_child.py"
+PEER = "cd50d45"  # the implementation before issue 14: one in-memory DuckDB over every language at once
+LANGUAGES = 52  # English and the 51 Bactrian-X targets
+FULL_ROWS = 3_417_000
+PEER_ROWS = 204_000  # the equivalence sample: 4,000 records x 51 languages
 
 
-def _peak_rss_mib() -> float:
-    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    return round(max(own, children) / 1024, 1)  # Linux reports KiB
+def run_stage(data: Path, out: Path, pythonpath: Path) -> dict[str, Any]:
+    """One stage run in a child process, with its tree's peak RSS sampled every 0.2 s."""
+    env = {**os.environ, "PYTHONPATH": str(pythonpath)}
+    load_start = os.getloadavg()[0]
+    proc = subprocess.Popen([sys.executable, str(CHILD), str(data), str(out)], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.DEVNULL, text=True)
+    peak = [0]
+
+    def sample() -> None:
+        parent = psutil.Process(proc.pid)
+        while proc.poll() is None:
+            try:
+                tree = [parent, *parent.children(recursive=True)]
+                peak[0] = max(peak[0], sum(p.memory_info().rss for p in tree))
+            except psutil.Error:
+                pass
+            time.sleep(0.2)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    stdout, _ = proc.communicate()
+    sampler.join()
+    if proc.returncode:
+        raise RuntimeError(f"the filter stage failed on {data} (PYTHONPATH={pythonpath}), exit {proc.returncode}")
+    result = json.loads(stdout.strip().splitlines()[-1])
+    result["peak_rss_tree_mib"] = round(peak[0] / 2**20)
+    result["load_average_1min"] = {"start": round(load_start, 2), "end": round(os.getloadavg()[0], 2)}
+    return result
 
 
-def _all_rows(data: Path) -> pa.Table:
-    source = read_table(data / "source.parquet").select(["id", "instruction", "input", "output"])
-    parts = [source.append_column("lang", pa.array(["eng_Latn"] * source.num_rows))]
-    for path in parquet_files(data / "translated"):
-        parts.append(read_table(path).select(["id", "instruction", "input", "output", "lang"]))
-    return pa.concat_tables(parts, promote_options="permissive")
+def _decisions(out: Path) -> tuple[set[tuple[str, str]], dict[tuple[str, str], str]]:
+    kept: set[tuple[str, str]] = set()
+    for path in sorted((out / "filtered").glob("*.parquet")):
+        table = pq.read_table(path, columns=["lang", "id"])
+        kept |= set(zip(table.column("lang").to_pylist(), table.column("id").to_pylist(), strict=True))
+    table = pq.read_table(out / "rejects.parquet", columns=["lang", "id", "reason"])
+    rejected = dict(zip(zip(table.column("lang").to_pylist(), table.column("id").to_pylist(), strict=True),
+                        table.column("reason").to_pylist(), strict=True))
+    return kept, rejected
 
 
-def _duckdb_exact(rows: pa.Table, params: Params) -> tuple[float, int]:
-    """The stage's exact dedup on its own: tokens of the normalised text, hashed, window per language."""
-    started = time.perf_counter()
-    con = duckdb.connect()
+def equivalence(new: Path, peer: Path) -> dict[str, Any]:
+    """Kept and rejected (lang, id) of two runs on the same rows, and the rows whose reason differs."""
+    new_kept, new_rej = _decisions(new)
+    peer_kept, peer_rej = _decisions(peer)
+    moved = sorted(set(new_rej) ^ set(peer_rej))
+    reason = sorted(k for k in set(new_rej) & set(peer_rej) if new_rej[k] != peer_rej[k])
+    return {"identical_kept": new_kept == peer_kept, "identical_rejected": set(new_rej) == set(peer_rej),
+            "kept": len(new_kept), "rejected": len(new_rej), "rows_that_changed_side": len(moved),
+            "rows_with_another_reason": len(reason), "examples": [list(k) for k in (moved + reason)[:10]]}
+
+
+def recall(data: Path, out: Path) -> dict[str, Any]:
+    """Planted defects: the share rejected (any reason), per kind."""
+    plants = pq.read_table(data / "plants.parquet")
+    _, rejected = _decisions(out)
+    found: dict[str, list[int]] = {}
+    for lang, ident, plant in zip(*(plants.column(c).to_pylist() for c in ("lang", "id", "plant")), strict=True):
+        counts = found.setdefault(plant, [0, 0])
+        counts[0] += 1
+        counts[1] += (lang, ident) in rejected
+    return {plant: {"planted": n, "rejected": hit, "recall": round(hit / n, 4)} for plant, (n, hit) in
+            sorted(found.items())}
+
+
+def peer_tree(into: Path) -> Path | None:
+    """The peer's quality, schemas and dataset_builder packages, extracted from git (None without git)."""
+    into.mkdir(parents=True, exist_ok=True)
     try:
-        filters.install_macros(con, params.quality)
-        con.register("rows_in", rows)
-        dense = ", ".join(f"'{s}'" for s in filters.DENSE_SCRIPTS)
-        duplicates = con.execute(f"""
-SELECT count(*) FROM (
-  SELECT row_number() OVER (PARTITION BY lang, key ORDER BY id) AS rank FROM (
-    SELECT lang, id, hash(pi_token_hashes(instruction, d), pi_token_hashes(input, d),
-                          pi_token_hashes(output, d)) AS key
-    FROM (SELECT *, lang[-4:] IN ({dense}) AS d FROM rows_in))
-) WHERE rank > 1""").fetchall()[0][0]
-    finally:
-        con.close()
-    return time.perf_counter() - started, duplicates
+        archive = subprocess.run(["git", "-C", str(REPO), "archive", PEER, "quality", "schemas", "dataset_builder"],
+                                 capture_output=True, check=True).stdout
+        subprocess.run(["tar", "-x", "-C", str(into)], input=archive, check=True)
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return into
 
 
-_PUNCT = re.compile(r"[^\w\s]+")
-_SPACE = re.compile(r"\s+")
+def _summary(run: dict[str, Any], pairs: int) -> dict[str, Any]:
+    steps = run["steps_s"]
+    return {"wall_s": run["wall_s"], "cpu_s": run["cpu_s"], "peak_rss_tree_mib": run["peak_rss_tree_mib"],
+            "peak_rss_process_mib": run["maxrss_mib"], "rows_per_s": round(pairs / run["wall_s"]),
+            "langid_texts_per_s": round(run["langid_rows"] / steps["lang_id"]) if steps.get("lang_id") else 0}
 
 
-def _pandas_exact(rows: pa.Table) -> tuple[float, int]:
-    """What one would write without DuckDB: pandas + Python string normalisation, drop_duplicates."""
+def run(quick: bool = False, rows: int | None = None) -> dict[str, Any]:
+    rows = rows or (100_000 if quick else FULL_ROWS)
+    records = max(1, rows // (LANGUAGES - 1))
+    sample_records = min(records, PEER_ROWS // (LANGUAGES - 1))
     started = time.perf_counter()
-    frame = rows.to_pandas()
-
-    def norm(text: str) -> str:
-        text = unicodedata.normalize("NFKC", text).casefold()
-        return _SPACE.sub(" ", _PUNCT.sub(" ", text)).strip()
-
-    key = frame["instruction"].map(norm) + "\x1f" + frame["input"].map(norm) + "\x1f" + frame["output"].map(norm)
-    frame = frame.assign(key=key).sort_values(["lang", "id"])
-    kept = frame.drop_duplicates(subset=["lang", "key"], keep="first")
-    return time.perf_counter() - started, len(frame) - len(kept)
-
-
-def run(quick: bool = False) -> dict[str, Any]:
-    records = 2_000 if quick else 67_000  # x 51 target languages: ~100k or ~3.4M pairs
-    data = WORK / ("quick" if quick else "full")
-    started = time.perf_counter()
-    synth = synthetic_parallel_set(data, records=records, languages=52, seed=0)
+    full, sample = WORK / f"rows{rows}", WORK / f"rows{sample_records * (LANGUAGES - 1)}"
+    synth = synthetic_parallel_set(full, records=records, languages=LANGUAGES, seed=0, real_text=True)
+    if sample != full:
+        synthetic_parallel_set(sample, records=sample_records, languages=LANGUAGES, seed=0, real_text=True)
     synth_seconds = time.perf_counter() - started
 
-    params = parse_params({"quality": {"filters": {"lang_id": {"enabled": True}}}}, "benchmark")
-    started = time.perf_counter()
-    result = run_filter(data / "source.parquet", data / "translated", data / "filtered",
-                        data / "rejects.parquet", data / "quality.json", data / "plots", params)
-    stage_seconds = time.perf_counter() - started
-    peak_stage = _peak_rss_mib()
+    with tempfile.TemporaryDirectory(prefix="bench-quality-") as tmp:
+        tmp_path = Path(tmp)
+        main = run_stage(full, tmp_path / "new_full", REPO)
+        planted = recall(full, tmp_path / "new_full")
+        new_sample = main if sample == full else run_stage(sample, tmp_path / "new_sample", REPO)
+        if sample == full:
+            (tmp_path / "new_full").rename(tmp_path / "new_sample")
+        peer = peer_tree(tmp_path / "peer_tree")
+        peer_sample = run_stage(sample, tmp_path / "peer_sample", peer) if peer else None
+        same = equivalence(tmp_path / "new_sample", tmp_path / "peer_sample") if peer_sample else None
+        peer_recall = recall(sample, tmp_path / "peer_sample") if peer_sample else None
+        new_sample_recall = recall(sample, tmp_path / "new_sample")
 
-    rows = _all_rows(data)
-    duck_seconds, duck_dups = _duckdb_exact(rows, params)
-    pandas_seconds, pandas_dups = _pandas_exact(rows)
-    del rows
+    sample_pairs = sample_records * (LANGUAGES - 1)
+    summary = {"pairs": synth["rows"], **_summary(main, synth["rows"] + synth["source_rows"]),
+               "under_5_min": main["wall_s"] < 300, "under_4_gb": main["peak_rss_tree_mib"] <= 4096,
+               "langid_rows": main["langid_rows"], "langid_model_texts": main["langid_texts"],
+               "langid_meets_20k_per_s": (main["langid_rows"] / main["steps_s"]["lang_id"]) >= 20_000
+               if main["steps_s"].get("lang_id") else False,
+               "kept": main["kept"], "load_1min_start": main["load_average_1min"]["start"],
+               "load_1min_end": main["load_average_1min"]["end"]}
+    if peer_sample:
+        def ratio(key: str) -> float:
+            return round(peer_sample[key] / new_sample[key], 2)
 
-    pairs = sum(n for lang, n in result.counts_in.items() if lang != "eng_Latn")
-    total_in = sum(result.counts_in.values())
-    rejected: dict[str, int] = {}
-    for reasons in result.rejected_by_reason.values():
-        for reason, n in reasons.items():
-            rejected[reason] = rejected.get(reason, 0) + n
-    lingua_rate = result.langid_texts / result.lingua_seconds if result.lingua_seconds else 0.0
-    summary = {
-        "pairs": pairs,
-        "rows_in": total_in,
-        "stage_s": round(stage_seconds, 1),
-        "rows_per_s": round(total_in / stage_seconds),
-        "peak_rss_mib": peak_stage,
-        "langid_rows": result.langid_rows,
-        "lingua_texts": result.langid_texts,
-        "lingua_texts_per_s": round(lingua_rate),
-        "langid_step_s": result.langid_seconds,
-        "exact_dedup_duckdb_s": round(duck_seconds, 2),
-        "exact_dedup_pandas_s": round(pandas_seconds, 2),
-        "pandas_over_duckdb": round(pandas_seconds / duck_seconds, 2),
-        "kept": sum(result.kept.values()),
-        "under_5_min": stage_seconds < 300,
-    }
+        summary |= {"peer_pairs": sample_pairs, "peer_over_new_wall": ratio("wall_s"),
+                    "peer_over_new_cpu": ratio("cpu_s"), "peer_over_new_peak_rss": ratio("peak_rss_tree_mib"),
+                    "same_ids_as_peer": bool(same and same["identical_kept"] and same["identical_rejected"])}
     return {
         "summary": summary,
-        "stage_steps_s": result.seconds,
+        "stage_steps_s": main["steps_s"],
+        "main_run": main,
+        "sample_runs": {"rows": sample_pairs, "new": new_sample, "peer": peer_sample, "peer_commit": PEER,
+                        "equivalence": same, "recall_new": new_sample_recall, "recall_peer": peer_recall},
+        "planted_recall": planted,
         "synth": {**synth, "seconds": round(synth_seconds, 1)},
-        "rejected_by_reason": dict(sorted(rejected.items())),
-        "skipped_checks": result.skipped_checks,
-        "exact_duplicates_found": {"duckdb": duck_dups, "pandas": pandas_dups},
-        "note": ("Synthetic text is character-substituted English, not real language: language ID rightly "
-                 "rejects much of the Latin- and Cyrillic-script rows. Timings include that work in full."),
+        "note": ("Real text where ../shared/data has it (zho_Hans, deu_Latn, bul_Cyrl, spa_Latn, fra_Latn, rus_Cyrl "
+                 "for the first pass over the pool), script substitution elsewhere: language ID rightly rejects "
+                 "much of the substituted Latin- and Cyrillic-script text. Wall times depend on the machine's load "
+                 "(recorded); peak RSS does not."),
     }
 
 
 if __name__ == "__main__":
-    import json
-    import sys
-
-    print(json.dumps(run(quick="--quick" in sys.argv), indent=2, default=str))
+    args = sys.argv[1:]
+    size = int(args[args.index("--rows") + 1]) if "--rows" in args else None
+    print(json.dumps(run(quick="--quick" in args, rows=size), indent=2, default=str))

@@ -77,13 +77,15 @@ def write_results_md() -> None:
     RESULTS_MD.write_text("\n".join(lines))
 
 
-def run_one(name: str, quick: bool) -> dict[str, Any]:
+def run_one(name: str, quick: bool, rows: int | None = None) -> dict[str, Any]:
+    """rows: the size of a benchmark that takes one (bench_quality); its result goes to <name>_<rows>.json."""
     module = importlib.import_module(f"benchmarks.bench_{name}")
     load_start = os.getloadavg()[0]  # other work on the machine skews timings: record it
     started = time.perf_counter()
-    result = module.run(quick=quick)
+    result = module.run(quick=quick, rows=rows) if rows else module.run(quick=quick)
+    command = f"make bench-{name}" if not quick else f"python -m benchmarks.run --quick {name}"
     result["meta"] = {
-        "command": f"make bench-{name}" if not quick else f"python -m benchmarks.run --quick {name}",
+        "command": f"python -m benchmarks.run {name} --rows {rows}" if rows else command,
         "quick": quick,
         "machine": machine(),
         "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
@@ -91,7 +93,8 @@ def run_one(name: str, quick: bool) -> dict[str, Any]:
         "load_average_1min": {"start": round(load_start, 2), "end": round(os.getloadavg()[0], 2)},
     }
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
-    (RESULTS_DIR / f"{name}.json").write_text(json.dumps(result, indent=2, sort_keys=True, default=str) + "\n")
+    path = RESULTS_DIR / (f"{name}_{rows}.json" if rows else f"{name}.json")
+    path.write_text(json.dumps(result, indent=2, sort_keys=True, default=str) + "\n")
     return result
 
 
@@ -99,10 +102,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("names", nargs="+")
     parser.add_argument("--quick", action="store_true", help="small sizes, for a sanity check")
+    parser.add_argument("--rows", type=int, help="size of the run, for benchmarks that take one (quality)")
     args = parser.parse_args(argv)
     for name in args.names:
         print(f"== bench {name}", flush=True)
-        result = run_one(name, args.quick)
+        result = run_one(name, args.quick, args.rows)
         for key, value in result.get("summary", {}).items():
             print(f"   {key}: {_cell(value)}")
     write_results_md()

@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
+from benchmarks.real_text import real_source
 from dataset_builder.artifacts import write_parquet
 from schemas.languages import BACTRIAN_X, ENGLISH, Language
 from schemas.records import SOURCE_SCHEMA, TEXT_FIELDS, TRANSLATED_SCHEMA
@@ -176,13 +177,18 @@ def _plant_labels(n: int, rng: np.random.Generator) -> np.ndarray:
     return labels
 
 
-def _translate(source: pl.DataFrame, lang: Language, index: int, rng: np.random.Generator) -> pl.DataFrame:
+def _translate(source: pl.DataFrame, lang: Language, index: int, rng: np.random.Generator,
+               real: pl.DataFrame | None = None) -> pl.DataFrame:
+    """`real` (aligned with `source`): real translations, null where a row has none (substitution there)."""
     patterns, repl = _substitution(lang, index)
     texts = [pl.col(f).str.replace_many(patterns, repl, leftmost=True).alias(f) for f in TEXT_FIELDS]
     frame = source.select("id", *TEXT_FIELDS, *[pl.col(f).alias(f"src_{f}") for f in TEXT_FIELDS],
                           pl.col("plant").alias("source_plant")).with_columns(texts)
     if lang.script in _UNSPACED:
         frame = frame.with_columns([pl.col(f).str.replace_all(" ", "", literal=True) for f in TEXT_FIELDS])
+    if real is not None:
+        frame = frame.with_columns(real.select([pl.col(f).alias(f"real_{f}") for f in TEXT_FIELDS])).with_columns(
+            [pl.coalesce(f"real_{f}", f).alias(f) for f in TEXT_FIELDS]).drop([f"real_{f}" for f in TEXT_FIELDS])
     # Source duplicates translate to duplicates: the previous row's translation, in another case and
     # spacing, or with one more token (a real engine would be that consistent, near enough).
     prev = {f: pl.col(f).shift(1) for f in TEXT_FIELDS}
@@ -228,24 +234,27 @@ def target_languages(languages: int) -> list[Language]:
         else [lang for lang in BACTRIAN_X if lang != ENGLISH]
 
 
-def synthetic_parallel_set(out_dir: Path, records: int = 5000, languages: int = 52, seed: int = 0) -> dict:
+def synthetic_parallel_set(out_dir: Path, records: int = 5000, languages: int = 52, seed: int = 0,
+                           real_text: bool = False) -> dict:
     """Write out_dir/source.parquet and out_dir/translated/{flores}.parquet; return row and plant counts.
 
     `languages` counts English: 52 gives the 51 Bactrian-X targets, so records=67_000 gives ~3.4M pairs.
-    The `plant` labels of every row are also written to out_dir/plants.parquet (id, lang, plant)."""
+    The `plant` labels of every row are also written to out_dir/plants.parquet (id, lang, plant).
+    real_text: English and translations from benchmarks.real_text wherever the shared data has them."""
     started = time.perf_counter()
     out_dir = Path(out_dir)
     (out_dir / "translated").mkdir(parents=True, exist_ok=True)
     for stale in (out_dir / "translated").glob("*.parquet"):
         stale.unlink()
     rng = np.random.default_rng(seed)
-    source = _plant_source_duplicates(_source(records), rng)
+    base, real = real_source(records, _WORD_REWRITES, _SUFFIXES) if real_text else (_source(records), {})
+    source = _plant_source_duplicates(base, rng)
     write_parquet(source.to_arrow(), out_dir / "source.parquet", SOURCE_SCHEMA)
     planted: dict[str, int] = dict.fromkeys([*SOURCE_PLANT_RATES, *PLANT_RATES], 0)
     plants = []
     rows = 0
     for index, lang in enumerate(target_languages(languages)):
-        frame = _translate(source, lang, index, rng)
+        frame = _translate(source, lang, index, rng, real.get(lang.flores))
         write_parquet(frame.to_arrow(), out_dir / "translated" / f"{lang.flores}.parquet", TRANSLATED_SCHEMA)
         counts = frame.filter(pl.col("plant") != "").group_by("plant").len()
         for name, count in counts.iter_rows():

@@ -74,21 +74,15 @@ class NearDuplicates:
                          "similarity": pa.array(self.similarity, pa.float64())})
 
 
-def _digest_rows(values: np.ndarray, offsets: np.ndarray, num_perm: int) -> np.ndarray:
+def _digests_and_flags(values: np.ndarray, offsets: np.ndarray, threshold: float, num_perm: int,
+                       bands: int) -> tuple[np.ndarray, np.ndarray]:
+    """Every row's MinHash signature, computed once, and whether it shares an LSH band with another row:
+    both in rensa (Rust), from flat shingle-hash buffers."""
     import rensa
 
     matrix = rensa.RMinHash.digest_matrix_from_flat_token_hashes(values, offsets, num_perm, SEED)
-    return np.asarray(matrix.to_rows(), dtype=np.uint32).reshape(-1, num_perm)
-
-
-def _flag_candidates(values: np.ndarray, offsets: np.ndarray, threshold: float, num_perm: int,
-                     bands: int) -> np.ndarray:
-    """Rows sharing at least one LSH band with another row, all in rensa (Rust)."""
-    import rensa
-
-    matrix = rensa.RMinHash.digest_matrix_from_flat_token_hashes(values, offsets, num_perm, SEED)
-    lsh = rensa.RMinHashLSH(threshold, num_perm, bands)
-    return np.asarray(lsh.insert_matrix_and_query_duplicate_flags(matrix), dtype=bool)
+    flags = rensa.RMinHashLSH(threshold, num_perm, bands).insert_matrix_and_query_duplicate_flags(matrix)
+    return np.asarray(matrix.to_rows(), dtype=np.uint32).reshape(-1, num_perm), np.asarray(flags, dtype=bool)
 
 
 def _band_pairs(signatures: np.ndarray, bands: int) -> np.ndarray:
@@ -113,26 +107,25 @@ def _band_pairs(signatures: np.ndarray, bands: int) -> np.ndarray:
 
 
 def _clusters(n: int, pairs: np.ndarray) -> np.ndarray:
-    """Union-find over verified pairs: the root (smallest index) of each row's cluster."""
-    parent = np.arange(n)
-    while True:  # min-label propagation; converges in a few passes for the small graphs of near dups
-        before = parent.copy()
-        low = np.minimum(parent[pairs[:, 0]], parent[pairs[:, 1]])
-        np.minimum.at(parent, pairs[:, 0], low)
-        np.minimum.at(parent, pairs[:, 1], low)
-        parent = parent[parent]
-        if np.array_equal(parent, before):
-            return parent
+    """The root (smallest index) of each row's cluster: connected components of the verified pairs."""
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    graph = coo_matrix((np.ones(len(pairs), dtype=np.int8), (pairs[:, 0], pairs[:, 1])), shape=(n, n))
+    _, labels = connected_components(graph, directed=False)
+    roots = np.full(labels.max() + 1 if n else 0, n, dtype=np.int64)
+    np.minimum.at(roots, labels, np.arange(n))
+    return roots[labels]
 
 
 def near_duplicates(con: duckdb.DuckDBPyConnection, table: str, threshold: float, num_perm: int,
                     shingle: int, on_language: Callable[[str, int], None] | None = None) -> NearDuplicates:
     """Near duplicates among the rows of `table` (needs rid, lang, id, token_hashes), per language.
 
-    rensa computes all MinHash signatures and LSH flags in bulk from flat shingle-hash buffers; only
-    the flagged rows' signatures come back to numpy, where band collisions give candidate pairs that
-    are kept when the signatures agree on >= threshold of the permutations. Each cluster keeps its
-    lowest id."""
+    rensa computes every MinHash signature once and the LSH flags in bulk from flat shingle-hash buffers;
+    among the flagged rows, band collisions give candidate pairs that are kept when the signatures agree on
+    >= threshold of the permutations; scipy's connected components make the clusters. Each cluster keeps
+    its lowest id."""
     bands = lsh_bands(threshold, num_perm)
     found_rids: list[np.ndarray] = []
     found_kept: list[str] = []
@@ -150,13 +143,14 @@ def near_duplicates(con: duckdb.DuckDBPyConnection, table: str, threshold: float
         values = np.asarray(shingles.values.to_numpy(zero_copy_only=False), dtype=np.uint64)
         offsets = np.asarray(shingles.offsets.to_numpy(), dtype=np.uint64)
         offsets = offsets - offsets[0]
-        flagged = np.flatnonzero(_flag_candidates(values, offsets, threshold, num_perm, bands))
+        digests, flags = _digests_and_flags(values, offsets, threshold, num_perm, bands)
+        flagged = np.flatnonzero(flags)
         candidates += len(flagged)
         if len(flagged) < 2:
             continue
-        sub_values = np.concatenate([values[offsets[i]:offsets[i + 1]] for i in flagged])
-        sub_offsets = np.r_[0, np.cumsum(offsets[flagged + 1] - offsets[flagged])].astype(np.uint64)
-        signatures = _digest_rows(sub_values, sub_offsets, num_perm)
+        # rensa's LSH says which rows share a band; the pairs among them come from the same bands of the same
+        # digests here (rensa's pair query takes one RMinHash object per row).
+        signatures = digests[flagged]
         pairs = _band_pairs(signatures, bands)
         pairs_checked += len(pairs)
         if not len(pairs):

@@ -16,36 +16,12 @@ from dataclasses import dataclass
 import duckdb
 import pyarrow as pa
 
-from schemas.params import FiltersParams, QualityParams
+from schemas.params import LengthRatioParams, QualityParams, RepetitionParams, UntranslatedParams
 
-# Fixed order of reject reasons: a row gets the first one it fails. Documented in the README.
-REASONS: tuple[str, ...] = (
-    "no_source",  # a translated row whose id is not in the source
-    "empty",  # empty instruction or output
-    "bad_chars",  # U+FFFD or a control character other than \n and \t
-    "truncated",  # the engine hit its length limit (truncated_fields not empty)
-    # Protected spans (quality.spans_check; the translate stage's flag gives placeholder_lost):
-    "code_changed",  # a code block, inline code, call or file name changed (modulo whitespace)
-    "url_changed",  # a URL or e-mail changed
-    "placeholder_lost",  # a {variable} changed, or fewer bracketed placeholders
-    "number_changed",  # a number of the source is missing after locale normalisation
-    "repetition",  # a loop: repeated n-grams, a long run of one token or one character
-    "untranslated",  # the target (nearly) equals the source
-    "llm_chatter",  # talk about the translation, or a preamble, that the source does not have
-    "llm_answered",  # the translated instruction grew far beyond the language's ratio: answered, not translated
-    "english_left",  # English function words left in the translation (outside code and quotations)
-    "language_bound",  # the English task depends on English form (spelling, rhyme, ...): schemas.language_bound
-    "length_ratio",  # log(target/source prose length) far from the language's median (robust MAD bound)
-    "duplicate",  # exact duplicate after normalisation, within the language; lowest id kept
-    "near_duplicate",  # MinHash/LSH near duplicate within the language; lowest id of the cluster kept
-    "lang_id",  # wrong language (script check, then lingua among likely confusions)
-    "parallel_alignment",  # alignment=parallel: the same id was rejected (or is missing) in another language
-)
 # Reasons of the localisation-aware span check (quality.spans_check), one per kind of span that failed.
 SPAN_REASONS: tuple[str, ...] = ("code_changed", "url_changed", "placeholder_lost", "number_changed")
-SQL_REASONS: tuple[str, ...] = REASONS[: REASONS.index("length_ratio") + 1]
-SOURCE_REASONS: frozenset[str] = frozenset({"empty", "bad_chars", "repetition", "duplicate", "near_duplicate",
-                                            "parallel_alignment"})
+# Reasons of the LLM-translator checks (quality.llm_failures).
+LLM_REASONS: tuple[str, ...] = ("llm_chatter", "llm_answered", "english_left")
 
 # Scripts without spaces between words: each of their characters is a token.
 DENSE_TOKEN = r"\p{Han}\p{Hiragana}\p{Katakana}\p{Thai}\p{Khmer}\p{Myanmar}\p{Lao}"
@@ -151,65 +127,77 @@ class Check:
     detail: str
 
 
-def sql_checks(filters: FiltersParams, has_truncated: bool) -> list[Check]:
-    """The enabled SQL checks, in REASONS order. `length_ratio` needs the per-language stats
-    joined as `lr` (med, mad, n) and per source-length bucket as `lrb`; the span checks use `span_reason` /
-    `span_detail`, the LLM checks `llm_flags`, language_bound `lb_flags`."""
-    rep = filters.repetition
+def no_source_check() -> Check:
+    return Check("no_source", "no_source", "'no source row with this id'")
+
+
+def empty_check() -> Check:
+    return Check("empty", "empty_instruction OR empty_output",
+                 "'empty ' || concat_ws(' and ', CASE WHEN empty_instruction THEN 'instruction' END,"
+                 " CASE WHEN empty_output THEN 'output' END)")
+
+
+def bad_chars_check() -> Check:
+    return Check("bad_chars", "bad_fields <> ''", "'U+FFFD or control character in ' || bad_fields")
+
+
+def truncated_check() -> Check:
+    return Check("truncated", "coalesce(len(truncated_fields), 0) > 0",
+                 "'engine hit max length in ' || array_to_string(truncated_fields, ', ')")
+
+
+def span_checks() -> list[Check]:
+    """Table `spans` (span_reason, span_detail) joined into `cmp`."""
+    return [Check(reason, f"span_reason = '{reason}'", "span_detail") for reason in SPAN_REASONS]
+
+
+def repetition_check(rep: RepetitionParams) -> Check:
     worst_rep = "greatest(rep_instruction, rep_input, rep_output)"
-    checks = [Check("no_source", "no_source", "'no source row with this id'")]
-    if filters.empty.enabled:
-        checks.append(Check(
-            "empty", "empty_instruction OR empty_output",
-            "'empty ' || concat_ws(' and ', CASE WHEN empty_instruction THEN 'instruction' END,"
-            " CASE WHEN empty_output THEN 'output' END)"))
-    if filters.bad_chars.enabled:
-        checks.append(Check("bad_chars", "bad_fields <> ''",
-                            "'U+FFFD or control character in ' || bad_fields"))
-    if filters.truncated.enabled and has_truncated:
-        checks.append(Check("truncated", "coalesce(len(truncated_fields), 0) > 0",
-                            "'engine hit max length in ' || array_to_string(truncated_fields, ', ')"))
-    if filters.placeholder.enabled:
-        checks += [Check(reason, f"span_reason = '{reason}'", "span_detail") for reason in SPAN_REASONS]
-    if rep.enabled:
-        checks.append(Check(
-            "repetition",
-            f"{worst_rep} > {rep.max_repeated_ngram_fraction} OR token_run >= {rep.max_token_run}"
-            f" OR char_run >= {rep.max_char_run}",
-            f"CASE WHEN {worst_rep} > {rep.max_repeated_ngram_fraction} THEN printf('%.0f%% of {rep.ngram}-grams "
-            f"repeated in %s', 100 * {worst_rep}, CASE {worst_rep} WHEN rep_output THEN 'output' "
-            "WHEN rep_instruction THEN 'instruction' ELSE 'input' END) "
-            f"WHEN token_run >= {rep.max_token_run} THEN printf('one token %d times in a row', token_run) "
-            "ELSE printf('one character %d times in a row', char_run) END"))
-    if filters.untranslated.enabled:
-        threshold = filters.untranslated.max_similarity
-        checks.append(Check("untranslated", f"coalesce(source_similarity >= {threshold}, false)",
-                            "printf('token overlap with the source %.2f >= " + f"{threshold}" + "', "
-                            "source_similarity)"))
-    if filters.llm_failures.enabled:
-        checks += [Check(reason, f"llm_reason = '{reason}'", "llm_detail")
-                   for reason in ("llm_chatter", "llm_answered", "english_left")]
-    if filters.language_bound.enabled and filters.language_bound.reject:
-        checks.append(Check("language_bound", "coalesce(lb_reject, false)",
-                            "'task depends on English form (' || lb_family || '): ' || lb_match"))
-    if filters.length_ratio.enabled:
-        lr = filters.length_ratio
-        # The language's stats for sources of this length (lrb) where that bucket has enough rows, else its own.
-        med, mad = "coalesce(lrb.med, lr.med)", "coalesce(lrb.mad, lr.mad)"
-        bound = f"{lr.mad_factor} * 1.4826 * greatest({mad}, {lr.min_mad})"  # MAD as a standard deviation
-        checks.append(Check(
-            "length_ratio",
-            f"coalesce(lr.n >= {lr.min_rows} AND abs(log_length_ratio - {med}) > {bound}, false)",
-            f"printf('log length ratio %.2f, median %.2f for sources of this length, bound +-%.2f', "
-            f"log_length_ratio, {med}, {bound})"))
-    return checks
+    return Check(
+        "repetition",
+        f"{worst_rep} > {rep.max_repeated_ngram_fraction} OR token_run >= {rep.max_token_run}"
+        f" OR char_run >= {rep.max_char_run}",
+        f"CASE WHEN {worst_rep} > {rep.max_repeated_ngram_fraction} THEN printf('%.0f%% of {rep.ngram}-grams "
+        f"repeated in %s', 100 * {worst_rep}, CASE {worst_rep} WHEN rep_output THEN 'output' "
+        "WHEN rep_instruction THEN 'instruction' ELSE 'input' END) "
+        f"WHEN token_run >= {rep.max_token_run} THEN printf('one token %d times in a row', token_run) "
+        "ELSE printf('one character %d times in a row', char_run) END")
 
 
-def verdict_sql(checks: Sequence[Check]) -> str:
+def untranslated_check(params: UntranslatedParams) -> Check:
+    threshold = params.max_similarity
+    return Check("untranslated", f"coalesce(source_similarity >= {threshold}, false)",
+                 "printf('token overlap with the source %.2f >= " + f"{threshold}" + "', source_similarity)")
+
+
+def llm_checks() -> list[Check]:
+    """Table `llm_flags` (llm_reason, llm_detail) joined into the verdict."""
+    return [Check(reason, f"llm_reason = '{reason}'", "llm_detail") for reason in LLM_REASONS]
+
+
+def language_bound_check() -> Check:
+    """Table `lb_flags` (lb_reject, lb_family, lb_match) joined into the verdict."""
+    return Check("language_bound", "coalesce(lb_reject, false)",
+                 "'task depends on English form (' || lb_family || '): ' || lb_match")
+
+
+def length_ratio_check(lr: LengthRatioParams) -> Check:
+    """The per-language stats joined as `lr` (med, mad, n) and per source-length bucket as `lrb`."""
+    # The language's stats for sources of this length (lrb) where that bucket has enough rows, else its own.
+    med, mad = "coalesce(lrb.med, lr.med)", "coalesce(lrb.mad, lr.mad)"
+    bound = f"{lr.mad_factor} * 1.4826 * greatest({mad}, {lr.min_mad})"  # MAD as a standard deviation
+    return Check(
+        "length_ratio",
+        f"coalesce(lr.n >= {lr.min_rows} AND abs(log_length_ratio - {med}) > {bound}, false)",
+        f"printf('log length ratio %.2f, median %.2f for sources of this length, bound +-%.2f', "
+        f"log_length_ratio, {med}, {bound})")
+
+
+def verdict_sql(checks: Sequence[Check], source_reasons: frozenset[str]) -> str:
     """SELECT of (rid, lang, id, reason, detail): the first failed check, the others named in detail.
-    Checks that do not apply to source rows are masked for them."""
+    Checks whose reason is not in `source_reasons` are masked for source rows."""
     def fails(check: Check) -> str:
-        guard = "" if check.name in SOURCE_REASONS else "NOT is_source AND "
+        guard = "" if check.name in source_reasons else "NOT is_source AND "
         return f"({guard}coalesce({check.fails}, false))"
 
     if not checks:

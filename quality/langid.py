@@ -34,7 +34,7 @@ import duckdb
 import pyarrow as pa
 
 from quality import lid_model
-from schemas.languages import BACTRIAN_X, UnknownLanguageError, nllb_codes, resolve
+from schemas.languages import UnknownLanguageError, nllb_codes, resolve
 
 if TYPE_CHECKING:
     import lingua
@@ -355,44 +355,3 @@ def matches_language(texts: Sequence[str], expected: str, min_chars: int = 20,
     config = JudgeConfig(**{**(config or JudgeConfig()).__dict__, "min_chars": min_chars})
     prose, fractions = _prose_and_scripts(texts, [_script(expected)], config.max_chars)
     return judge(prose, fractions[_script(expected)], expected, config)[0]
-
-
-@cache
-def _default_candidates() -> tuple[str, ...]:
-    """Every lingua language with a FLORES code, plus the Bactrian-X languages lingua lacks."""
-    return tuple(sorted(set(_flores_by_lingua().values()) | {lang.flores for lang in BACTRIAN_X}))
-
-
-def identify(texts: Sequence[str], candidates: Sequence[str] | None = None, min_chars: int = 20,
-             config: JudgeConfig | None = None) -> list[str | None]:
-    """The FLORES code of each text's language among `candidates` (any registry codes; default: every
-    lingua language and the Bactrian-X ones); None = too short (as in `matches_language`) or undecided.
-
-    A candidate lingua lacks is returned when the text is mostly in its script and no other candidate
-    shares that script; otherwise lingua decides among the candidates whose script the text uses."""
-    config = config or JudgeConfig()
-    codes = tuple(dict.fromkeys(resolve(c).flores for c in (candidates or _default_candidates())))
-    scripts = sorted({_script(c) for c in codes if _script(c) in SCRIPT_CLASSES})
-    prose, fractions = _prose_and_scripts(texts, scripts, config.max_chars)
-    result: list[str | None] = [None] * len(texts)
-    groups: dict[tuple[str, ...], list[int]] = {}
-    for i, text in enumerate(prose):
-        present = {s for s in scripts if (fractions[s][i] or 0.0) >= config.min_script_fraction}
-        dense = min((DENSE_SCRIPTS.get(s, 1) for s in present), default=1)
-        if text is None or len(text) < max(1, min_chars // dense):
-            continue
-        in_script = [c for c in codes if _script(c) in present]
-        if len(in_script) == 1 and not lingua_knows(in_script[0]):
-            result[i] = in_script[0]
-            continue
-        pool = tuple(sorted({_prefix(c) for c in (in_script or codes) if lingua_knows(c)}))
-        if len(pool) == 1:
-            result[i] = next(c for c in codes if _prefix(c) == pool[0])
-        elif pool:
-            groups.setdefault(pool, []).append(i)
-    for pool, rows in groups.items():
-        found = _detect([prose[i] or "" for i in rows], pool, config.low_accuracy_min_chars)
-        for i, (code, _confidence) in zip(rows, found, strict=True):
-            # Report the caller's spelling when it named a code with the same prefix (zho_Hant, ...).
-            result[i] = next((c for c in codes if code and _prefix(c) == _prefix(code)), code)
-    return result

@@ -13,7 +13,10 @@ the NLLB language the registry knows or, else, `MACRO_ALIASES`.
 from __future__ import annotations
 
 import importlib.resources
-from collections.abc import Sequence
+import multiprocessing
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from contextlib import contextmanager
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -29,6 +32,9 @@ MACRO_ALIASES: dict[str, str] = {"msa": "zsm", "sqi": "als", "nor": "nob", "uzb"
                                  "zho": "zho", "est": "est", "aze": "azj", "ara": "arb", "fas": "pes",
                                  "lav": "lvs", "mon": "khk", "nep": "npi", "pus": "pbt", "swa": "swh",
                                  "hbs": "hrv", "bih": "bho", "kok": "gom"}
+# Batches at least this long are split over the worker processes of `parallel` (fasttext-predict holds the GIL).
+PARALLEL_MIN_TEXTS = 4000
+_POOL: list[tuple[ProcessPoolExecutor, int]] = []  # the innermost `parallel` block's executor, workers
 # lid.176's deprecated or non-standard labels.
 _LABEL_ALIASES: dict[str, str] = {"sh": "hbs", "bh": "bih", "eml": "egl", "nah": "nhe", "als": "gsw",
                                   "no": "nor"}
@@ -122,15 +128,44 @@ def _line(text: str) -> str:
     return line.lower() if line.isupper() else line  # lid.176 mistakes capitals for other languages
 
 
+def _first_labels(lines: list[str]) -> list[str]:
+    """lid.176's first label of each line (a worker's job in `parallel`)."""
+    return [found[0][9:] if found else "" for found in _model().f.multilinePredict(lines, 1, 0.0, "strict")]
+
+
+@contextmanager
+def parallel(workers: int) -> Iterator[None]:
+    """Within this block, `first_guess` spreads long batches over `workers` processes, each loading the model
+    once (about 1 s); one worker (or one core) runs in this process."""
+    if workers < 2:
+        yield
+        return
+    # forkserver: the workers do not inherit DuckDB's threads and locks, as a fork would.
+    pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("forkserver"))
+    _POOL.append((pool, workers))
+    try:
+        yield
+    finally:
+        _POOL.pop()
+        pool.shutdown(cancel_futures=True)
+
+
 def first_guess(texts: Sequence[str]) -> list[str]:
     """The most likely language of each text (FLORES code, or lid.176's label for a language NLLB lacks),
-    in one batched call: fasttext-predict's multi-line predict returns labels only, which is all a text
+    in batched calls: fasttext-predict's multi-line predict returns labels only, which is all a text
     in its expected language needs. Texts are single lines of prose (newlines are replaced)."""
     if not texts:
         return []
     mapping = label_map()
-    labels = _model().f.multilinePredict([_line(t) + "\n" for t in texts], 1, 0.0, "strict")
-    return [mapping.get(found[0][9:], found[0][9:]) if found else "" for found in labels]
+    lines = [_line(t) + "\n" for t in texts]
+    if _POOL and len(lines) >= PARALLEL_MIN_TEXTS:
+        pool, workers = _POOL[-1]
+        size = -(-len(lines) // workers)
+        parts = pool.map(_first_labels, [lines[k:k + size] for k in range(0, len(lines), size)])
+        labels = [label for part in parts for label in part]
+    else:
+        labels = _first_labels(lines)
+    return [mapping.get(label, label) for label in labels]
 
 
 def predict(texts: Sequence[str], k: int = 2) -> list[list[tuple[str, float]]]:

@@ -357,6 +357,9 @@ class QualityParams(_Section):
     dedup: DedupParams = DedupParams()
     filters: FiltersParams = FiltersParams()
     round_trip: RoundTripParams = RoundTripParams()
+    # DuckDB's memory for the filter stage (its database file spills to a temporary folder beyond it), e.g.
+    # "2GB"; the stage's peak memory is this plus one language's rows and the language-ID models.
+    memory_limit: str = Field(default="2GB", pattern=r"^\d+(\.\d+)?\s*(KB|MB|GB|TB|KiB|MiB|GiB|TiB)$")
 
 
 class ValidationParams(_Section):

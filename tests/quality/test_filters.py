@@ -11,7 +11,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from quality.filters import REASONS
+from quality.registry import REASONS
 from quality.stage import FilterResult, run_filter
 from schemas.params import parse_params
 from schemas.records import SOURCE_SCHEMA

@@ -10,7 +10,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from quality import stage
+from quality import stage_outputs as stage  # write_parquet of the written side moved there
 from quality.stage import run_filter
 from schemas.errors import ConservationError, PolyinstructError
 from schemas.params import parse_params

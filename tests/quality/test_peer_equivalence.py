@@ -1,0 +1,31 @@
+"""The filter stage keeps and rejects the same rows, for the same reasons, as the implementation before
+issue 14 (bench_quality.PEER: one in-memory DuckDB over every language), on a small set of real shape with
+planted defects and language ID on. bench_quality makes the same comparison on ~200K rows."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from benchmarks import bench_quality, real_text
+from benchmarks.synth import synthetic_parallel_set
+
+
+@pytest.mark.slow
+def test_same_kept_and_rejected_ids_as_the_peer(tmp_path: Path) -> None:
+    if not real_text.available():
+        pytest.skip(f"{real_text.SHARED} lacks the real text the benchmark set is built from (shared real data)")
+    peer_tree = bench_quality.peer_tree(tmp_path / "peer")
+    if peer_tree is None:
+        pytest.skip(f"git cannot extract commit {bench_quality.PEER} here (a shallow clone or no git)")
+    data = tmp_path / "data"
+    synth = synthetic_parallel_set(data, records=150, languages=8, seed=0, real_text=True)
+    assert sum(synth["planted"].values()) > 0
+    new = bench_quality.run_stage(data, tmp_path / "new", bench_quality.REPO)
+    peer = bench_quality.run_stage(data, tmp_path / "peer_out", peer_tree)
+    same = bench_quality.equivalence(tmp_path / "new", tmp_path / "peer_out")
+    assert same["kept"] > 0 and same["rejected"] > 0
+    assert same["identical_kept"] and same["identical_rejected"], same
+    assert same["rows_with_another_reason"] == 0, same
+    assert new["langid_rows"] == peer["langid_rows"] > 0
