@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING
 
 import duckdb
 import pyarrow as pa
+import regex
 
 from quality import lid_model
 from schemas.languages import UnknownLanguageError, nllb_codes, resolve
@@ -169,6 +170,21 @@ def _lingua_by_prefix() -> dict[str, lingua.Language]:
 
 def lingua_knows(flores: str) -> bool:
     return _prefix(flores) in _lingua_by_prefix()
+
+
+# Below this share of a text's letters in the script of fastText's guess, that guess is noise (see
+# _fasttext_verdicts); a text really in the guessed language is mostly in its script.
+FOREIGN_SCRIPT_NOISE = 0.2
+
+
+def _script_share(text: str, script: str) -> float:
+    """The share of `text`'s letters in `script`; 1.0 (no evidence of noise) for a script not listed here.
+    Called only on the few texts whose fastText guess is doubtful."""
+    cls = SCRIPT_CLASSES.get(script)
+    letters = len(regex.sub(r"[^\p{L}]", "", text))
+    if cls is None or not letters:
+        return 1.0
+    return len(regex.sub(f"[^{cls}]", "", text)) / letters
 
 
 def _script(flores: str) -> str:
@@ -311,9 +327,10 @@ def _fasttext_verdicts(prose: Sequence[str | None], rows: list[int], expected: s
     for k, ranked in zip(doubtful, lid_model.predict([texts[k] for k in doubtful], k=1), strict=True):
         i = rows[k]
         code, probability = ranked[0] if ranked else ("", 0.0)
-        if "_" in code and _script(code) != _script(expected) and _prefix(code) not in confusions:
-            # The text passed the script check, so a language of another script is the model's noise (lid.176
-            # calls plain Chinese Korean or Vietnamese); the script check judges across scripts.
+        if "_" in code and _script(code) != _script(expected) and _prefix(code) not in confusions \
+                and _script_share(texts[k], _script(code)) < FOREIGN_SCRIPT_NOISE:
+            # The text passed the script check and hardly uses the guessed language's script, so the guess is
+            # the model's noise (lid.176 calls plain short Chinese Korean or Vietnamese): the script decides.
             verdicts[i] = True
             continue
         if covered:

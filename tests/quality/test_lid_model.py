@@ -88,3 +88,14 @@ def test_english_is_rejected_for_every_bactrian_x_language() -> None:
         verdicts, _ = judge([ENGLISH], [1.0], lang.flores, JudgeConfig(), stats)  # script check passed
         assert verdicts == [False], lang.flores
         assert stats.get("fasttext") == 1, lang.flores  # every language reaches a statistical model
+
+
+def test_a_guess_in_a_script_the_text_hardly_uses_is_noise() -> None:
+    """lid.176 calls short plain Chinese Korean or Vietnamese: the text passed the Han script check and
+    hardly uses Hangul or Latin letters, so the script decides; English text (Latin letters) still fails."""
+    from quality.langid import _script_share
+
+    chinese = "请把下面的句子翻译成法语。"
+    assert _script_share(chinese, "Hang") == 0.0 and _script_share(chinese, "Latn") == 0.0
+    assert _script_share(ENGLISH, "Latn") == 1.0
+    assert _script_share("abc", "Zzzz") == 1.0  # an unlisted script: no evidence of noise
