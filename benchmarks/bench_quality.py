@@ -18,9 +18,9 @@ import duckdb
 import pyarrow as pa
 
 from benchmarks.synth import synthetic_parallel_set
-from dataset_builder.artifacts import parquet_files, read_table
 from quality import filters
 from quality.stage import run_filter
+from schemas.artifacts import parquet_files, read_table
 from schemas.params import Params, parse_params
 
 WORK = Path(__file__).resolve().parent / "work" / "quality"

@@ -24,7 +24,7 @@ from typing import Any
 import pyarrow as pa
 
 from benchmarks.synth import synthetic_parallel_set
-from dataset_builder.artifacts import read_table, write_parquet
+from schemas.artifacts import read_table, write_parquet
 from schemas.records import TRANSLATED_SCHEMA
 
 BENCH_DIR = Path(__file__).resolve().parent
@@ -109,8 +109,8 @@ def _worker_peer(root: Path, params_raw: dict[str, Any]) -> dict[str, Any]:
     import duckdb
     import pandas as pd
 
-    from dataset_builder.artifacts import parquet_files
     from quality.validation import ROW_EXAMPLES, arrow_backed_frame, import_gx, read_filtered, result_format, rows_suite
+    from schemas.artifacts import parquet_files
     from schemas.params import parse_params
 
     params = parse_params(params_raw)

@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from dataset_builder.artifacts import write_parquet
+from schemas.artifacts import write_parquet
 from schemas.languages import BACTRIAN_X, ENGLISH, Language
 from schemas.records import SOURCE_SCHEMA, TEXT_FIELDS, TRANSLATED_SCHEMA
 

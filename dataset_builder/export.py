@@ -29,9 +29,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import yaml
 
-from dataset_builder.artifacts import parquet_files, read_table, umask_mode, write_json, write_parquet
 from dataset_builder.lineage import LINEAGE_NAME, collect_lineage, lineage_markdown
 from dataset_builder.models import SMOKE_MODEL_PREFIX
+from schemas.artifacts import parquet_files, read_table, umask_mode, write_json, write_parquet
 from schemas.errors import PolyinstructError
 from schemas.languages import Language, resolve
 from schemas.params import ExportParams, Params

@@ -17,9 +17,9 @@ from typing import Any
 import polars as pl
 import pyarrow as pa
 
-from dataset_builder.artifacts import parquet_rows, write_json, write_parquet
-from dataset_builder.ledger import check_conservation, refuse_empty_output, rejects_table, write_rejects
+from schemas.artifacts import parquet_rows, write_json, write_parquet
 from schemas.errors import PolyinstructError
+from schemas.ledger import check_conservation, refuse_empty_output, rejects_table, write_rejects
 from schemas.params import DataParams
 from schemas.records import SOURCE_SCHEMA, TEXT_FIELDS
 from schemas.timings import write_timing

@@ -23,7 +23,6 @@ from typing import Any
 
 import pyarrow as pa
 
-from dataset_builder.artifacts import read_table, write_json, write_parquet
 from dataset_builder.devices import resolve_compute_type, resolve_device
 from dataset_builder.generate import (
     LENGTH,
@@ -36,13 +35,14 @@ from dataset_builder.generate import (
     memory_key,
 )
 from dataset_builder.generate_http import OpenAICompatibleEngine
-from dataset_builder.ledger import check_conservation, rejects_table, write_rejects
 from dataset_builder.memory import pending_order, run_in_shards
 from dataset_builder.models.responder import resolve_responder, responder_identity
-from dataset_builder.progress import progress_bar
+from schemas.artifacts import read_table, write_json, write_parquet
 from schemas.errors import PolyinstructError
 from schemas.languages import resolve
+from schemas.ledger import check_conservation, rejects_table, write_rejects
 from schemas.params import Params
+from schemas.progress import progress_bar
 from schemas.records import RESPONDED_SCHEMA, TRANSLATED_SCHEMA
 
 STAGE = "respond"

@@ -14,9 +14,9 @@ from pathlib import Path
 import polars as pl
 import pyarrow.parquet as pq
 
-from dataset_builder.artifacts import write_json, write_parquet
 from dataset_builder.ingest import STAGE, IngestResult, ingest, split_exact_duplicates
-from dataset_builder.ledger import check_conservation, rejects_table, write_rejects
+from schemas.artifacts import write_json, write_parquet
+from schemas.ledger import check_conservation, rejects_table, write_rejects
 from schemas.params import DataParams
 from schemas.records import SOURCE_SCHEMA
 from schemas.timings import write_timing

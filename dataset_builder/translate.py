@@ -39,7 +39,6 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from dataset_builder.artifacts import parquet_rows, read_table, write_json, write_parquet
 from dataset_builder.devices import (
     check_planned_work,
     cpu_threads,
@@ -47,7 +46,6 @@ from dataset_builder.devices import (
     resolve_compute_type,
     resolve_device,
 )
-from dataset_builder.ledger import check_conservation, refuse_empty_output, rejects_table, write_rejects
 from dataset_builder.memory import ShardMemory, pending_order, run_in_shards
 from dataset_builder.memory_format import ensure_current, stamp
 from dataset_builder.segment import (
@@ -61,8 +59,10 @@ from dataset_builder.segment import (
     spans_preserved,
 )
 from schemas import language_bound
+from schemas.artifacts import parquet_rows, read_table, write_json, write_parquet
 from schemas.errors import PolyinstructError
 from schemas.languages import nllb_codes, resolve
+from schemas.ledger import check_conservation, refuse_empty_output, rejects_table, write_rejects
 from schemas.params import Params, TranslateParams
 from schemas.records import SOURCE_SCHEMA, TEXT_FIELDS, TRANSLATED_SCHEMA
 from schemas.spans import inline_spans
@@ -443,7 +443,7 @@ def translate_file(source: Path, lang: str, model_dir: Path, out: Path, metrics_
     """Translate `source` (SOURCE_SCHEMA Parquet) into `lang`; see the module docstring.
     `translator` replaces the CTranslate2 call (tests, other backends); tokenization stays the model's."""
     from dataset_builder.models.nllb import model_fingerprint
-    from dataset_builder.progress import progress_bar
+    from schemas.progress import progress_bar
 
     started = time.perf_counter()
     settings = params.translate

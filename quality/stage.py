@@ -24,19 +24,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from dataset_builder.artifacts import (
-    claim_output_folder,
-    parquet_files,
-    parquet_rows,
-    read_table,
-    record_output_folder,
-    write_csv_rows,
-    write_json,
-    write_parquet,
-)
-from dataset_builder.ledger import check_conservation, refuse_empty_output, write_rejects
 from dataset_builder.models import SMOKE_MODEL_PREFIX
-from dataset_builder.progress import progress_bar
 from quality import (
     confidence,
     dedup,
@@ -48,9 +36,21 @@ from quality import (
     round_trip,
     spans_check,
 )
+from schemas.artifacts import (
+    claim_output_folder,
+    parquet_files,
+    parquet_rows,
+    read_table,
+    record_output_folder,
+    write_csv_rows,
+    write_json,
+    write_parquet,
+)
 from schemas.errors import PolyinstructError
 from schemas.languages import UnknownLanguageError, resolve
+from schemas.ledger import check_conservation, refuse_empty_output, write_rejects
 from schemas.params import Params
+from schemas.progress import progress_bar
 from schemas.records import (
     PARALLEL_REQUIRED_COLUMNS,
     REJECT_SCHEMA,

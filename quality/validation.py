@@ -50,10 +50,10 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from dataset_builder.artifacts import parquet_files, read_table
 from dataset_builder.models import SMOKE_MODEL_PREFIX
 from quality.filters import BAD_CHARS_RE
 from quality.offline_html import localize_site
+from schemas.artifacts import parquet_files, read_table
 from schemas.errors import PolyinstructError
 from schemas.params import Params
 from schemas.records import SOURCE_SCHEMA, TEXT_FIELDS, TRANSLATED_SCHEMA, check_column_types

@@ -21,12 +21,12 @@ from typing import Any
 
 import polars as pl
 
-from dataset_builder.artifacts import write_json
 from dataset_builder.models.lm import TOKENIZER_FILES, is_smoke, resolve_base_lm
-from dataset_builder.progress import progress_bar
+from schemas.artifacts import write_json
 from schemas.errors import PolyinstructError
 from schemas.languages import resolve
 from schemas.params import JudgeParams, Params
+from schemas.progress import progress_bar
 from trl_training.judge import ChatBackend, identity, judge_pairwise, judge_pointwise, template_hash
 from trl_training.mixtures import read_export_split
 from trl_training.prompt_files import PromptSet, read_prompt_file

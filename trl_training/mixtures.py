@@ -18,8 +18,8 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 
-from dataset_builder.artifacts import write_json, write_parquet
 from dataset_builder.export import EXPORT_COLUMNS, EXPORT_SCHEMA, is_smoke_model
+from schemas.artifacts import write_json, write_parquet
 from schemas.errors import PolyinstructError
 from schemas.languages import ENGLISH, resolve
 from schemas.params import MixtureParams

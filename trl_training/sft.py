@@ -25,9 +25,9 @@ from typing import Any
 
 import polars as pl
 
-from dataset_builder.artifacts import read_table, write_csv_rows, write_json
 from dataset_builder.export import EXPORT_COLUMNS
 from dataset_builder.models.lm import is_smoke, read_manifest, resolve_base_lm
+from schemas.artifacts import read_table, write_csv_rows, write_json
 from schemas.errors import PolyinstructError
 from schemas.params import Params, TrainingBudget
 from schemas.timings import split_timing, write_timing
@@ -86,7 +86,7 @@ def _rich_progress_callback() -> Any:
     and tqdm bar, so that stdout carries only the command's one-line result."""
     from transformers import TrainerCallback
 
-    from dataset_builder.progress import progress_bar
+    from schemas.progress import progress_bar
 
     class RichProgress(TrainerCallback):  # type: ignore[misc]
         def __init__(self) -> None:

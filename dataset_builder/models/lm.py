@@ -13,8 +13,8 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from dataset_builder.artifacts import write_json
 from dataset_builder.models import HUB_ID
+from schemas.artifacts import write_json
 from schemas.errors import PolyinstructError
 from schemas.params import Params
 

@@ -27,9 +27,9 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from dataset_builder.artifacts import write_json
 from dataset_builder.models import HUB_ID, SMOKE_MODEL_PREFIX
 from dataset_builder.models.lm import MANIFEST, read_manifest
+from schemas.artifacts import write_json
 from schemas.errors import PolyinstructError
 from schemas.params import Params
 

@@ -18,7 +18,6 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 
-from dataset_builder.artifacts import write_parquet
 from dataset_builder.export import (
     CARD_NAME,
     EXPORT_COLUMNS,
@@ -33,6 +32,7 @@ from dataset_builder.export import (
     split_for_id,
     verify_export,
 )
+from schemas.artifacts import write_parquet
 from schemas.errors import PolyinstructError
 from schemas.params import Params, parse_params
 from schemas.records import TRANSLATED_SCHEMA

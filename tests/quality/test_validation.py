@@ -14,7 +14,6 @@ import pyarrow as pa
 import pytest
 from typer.testing import CliRunner
 
-from dataset_builder.artifacts import write_parquet
 from quality.validation import (
     BAD_CHARS_REGEX,
     ID_REGEX,
@@ -24,6 +23,7 @@ from quality.validation import (
     SOURCE_SUITE,
     validate_dataset,
 )
+from schemas.artifacts import write_parquet
 from schemas.errors import PolyinstructError
 from schemas.params import Params, parse_params
 from schemas.records import SOURCE_SCHEMA, TRANSLATED_SCHEMA

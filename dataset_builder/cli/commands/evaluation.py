@@ -50,8 +50,8 @@ def register(app: typer.Typer, model_app: typer.Typer) -> None:
         params_path: ParamsOption = None,
     ) -> None:
         """Zero-shot benchmarks through lm-evaluation-harness: accuracy per task and language, base vs adapter."""
-        from dataset_builder.artifacts import write_json
         from dataset_builder.models.lm import is_smoke, resolve_base_lm
+        from schemas.artifacts import write_json
         from trl_training.benchmark import benchmark as run_benchmark
 
         params = get_params(params_path)

@@ -74,8 +74,8 @@ def register(app: typer.Typer, model_app: typer.Typer) -> None:
         params_path: ParamsOption = None,
     ) -> None:
         """Validate data/filtered with the Great Expectations suite; build Data Docs; fail if it breaks."""
-        from dataset_builder.artifacts import write_json
         from quality.validation import failure_message, validate_dataset
+        from schemas.artifacts import write_json
 
         params = get_params(params_path)
         ensure_writable(result, folders=(docs,))
