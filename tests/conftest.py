@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from dataset_builder.cli.app import main
 from schemas.timings import timing_path
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -28,11 +29,9 @@ def shared_data() -> Path:
 
 def run_cli(monkeypatch: pytest.MonkeyPatch, *args: str) -> int:
     """Run `polyinstruct ARGS` in-process through the real entry point; return its exit code."""
-    from dataset_builder import cli
-
     monkeypatch.setattr(sys, "argv", ["polyinstruct", *args])
     try:
-        cli.main()
+        main()
     except SystemExit as exit_:
         return int(exit_.code or 0)
     return 0

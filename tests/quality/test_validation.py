@@ -222,7 +222,7 @@ def test_wrong_file_schema_is_reported_not_crashed(tmp_path: Path, params: Param
 
 
 def test_cli_writes_result_and_exits_non_zero(tmp_path: Path) -> None:
-    from dataset_builder.cli import app
+    from dataset_builder.cli.app import app
 
     root = build_dataset(tmp_path, _empty_output)
     params_file = tmp_path / "params.yaml"

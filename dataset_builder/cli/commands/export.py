@@ -1,15 +1,20 @@
 """CLI commands of this area: `export` (Hub-layout folder + dataset card) and `push` (upload to the Hub).
-See dataset_builder/commands/__init__.py for the conventions."""
+See dataset_builder/cli/commands/__init__.py for the conventions."""
 
-# No `from __future__ import annotations`: typer evaluates the option annotations, and ParamsOption is
-# imported inside register() (the CLI module imports this one).
+# No `from __future__ import annotations`: typer evaluates the option annotations at registration.
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
+from dataset_builder.cli.commands.push_model import push_model
+from dataset_builder.cli.options import ParamsOption, get_params
+from dataset_builder.export import export_dataset
+from dataset_builder.hub import push_export
+from dataset_builder.lineage import check_lineage
 from schemas.errors import PolyinstructError
 from schemas.outputs import ensure_writable
+from schemas.params import parse_params
 
 DEFAULT_QUALITY = Path("metrics/quality.json")
 
@@ -25,7 +30,6 @@ def _human(n_bytes: int) -> str:
 
 def register(app: typer.Typer, model_app: typer.Typer) -> None:
     """Add this area's commands to the CLI."""
-    from dataset_builder.cli import ParamsOption, get_params
 
     @app.command("export")
     def export(
@@ -43,9 +47,6 @@ def register(app: typer.Typer, model_app: typer.Typer) -> None:
         params_path: ParamsOption = None,
     ) -> None:
         """Write the Hugging Face dataset layout: one config per language, train/validation/test, README card."""
-        from dataset_builder.export import export_dataset
-        from schemas.params import parse_params
-
         params = get_params(params_path)
         overrides = {k: v for k, v in {"seed": seed, "max_shard_mb": max_shard_mb}.items() if v is not None}
         if overrides:
@@ -90,11 +91,8 @@ def register(app: typer.Typer, model_app: typer.Typer) -> None:
     ) -> None:
         """Upload an export folder (or, with --kind model, a LoRA adapter) to the Hugging Face Hub (token:
         HF_TOKEN or `hf auth login`)."""
-        from dataset_builder.hub import push_export
-
         get_params(params_path)  # a broken params.yaml fails here, as for every command
         if kind != "dataset":
-            from dataset_builder.commands.push_model import push_model
 
             push_model(export_dir, repo_id, kind=kind, private=private, dry_run=dry_run, data_card=data_card,
                        eval_table=eval_table, base_license=base_license)
@@ -130,8 +128,6 @@ def register(app: typer.Typer, model_app: typer.Typer) -> None:
             "data/export"),
     ) -> None:
         """Show what made an export (lineage.json) and check it against this checkout's dvc.lock."""
-        from dataset_builder.lineage import check_lineage
-
         matches, recorded, now = check_lineage(export_dir, Path.cwd())
         git = recorded["git"]
         state = "unknown" if git["commit"] is None else ("dirty" if git["dirty"] else "clean")
