@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Literal
 
+from schemas.records import TEXT_FIELDS
 from schemas.spans import code_lines, inline_spans
 
 # --- pieces ---------------------------------------------------------------------------------------------
@@ -328,8 +329,6 @@ def code_fraction(fields: Mapping[str, str]) -> float:
 
 def is_mostly_code(record: Mapping[str, str], threshold: float = 0.5) -> bool:
     """A record whose text fields are at least `threshold` code (by non-space characters)."""
-    from schemas.records import TEXT_FIELDS
-
     return code_fraction({f: record[f] for f in TEXT_FIELDS if f in record}) >= threshold
 
 

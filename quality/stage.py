@@ -24,7 +24,6 @@ import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from dataset_builder.models import SMOKE_MODEL_PREFIX
 from quality import (
     confidence,
     dedup,
@@ -49,6 +48,7 @@ from schemas.artifacts import (
 from schemas.errors import PolyinstructError
 from schemas.languages import UnknownLanguageError, resolve
 from schemas.ledger import check_conservation, refuse_empty_output, write_rejects
+from schemas.models import SMOKE_MODEL_PREFIX
 from schemas.params import Params
 from schemas.progress import progress_bar
 from schemas.records import (

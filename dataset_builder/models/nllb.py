@@ -27,10 +27,11 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from dataset_builder.models import HUB_ID, SMOKE_MODEL_PREFIX
-from dataset_builder.models.lm import MANIFEST, read_manifest
+from dataset_builder.ingest import embedded_sample_path
 from schemas.artifacts import write_json
 from schemas.errors import PolyinstructError
+from schemas.languages import nllb_codes
+from schemas.models import HUB_ID, MANIFEST, SMOKE_MODEL_PREFIX, read_manifest
 from schemas.params import Params
 
 SMOKE = "smoke"
@@ -241,9 +242,6 @@ def _smoke_tokenizer() -> Any:
 
     from tokenizers import Tokenizer, models, pre_tokenizers, trainers
     from transformers import NllbTokenizer
-
-    from dataset_builder.ingest import embedded_sample_path
-    from schemas.languages import nllb_codes
 
     records = json.loads(embedded_sample_path().read_text(encoding="utf-8"))
     # Lines, not whole fields: a unit never holds a line break, so the vocabulary needs no "\n" piece.

@@ -17,10 +17,11 @@ from huggingface_hub import DatasetCard, HfApi
 from huggingface_hub.errors import EntryNotFoundError
 
 from dataset_builder import hub
-from dataset_builder.export import CARD_NAME, export_dataset
+from dataset_builder.export.build import export_dataset
 from dataset_builder.hub import merge_card, push_export, scrub
 from dataset_builder.lineage import LINEAGE_NAME
 from schemas.errors import PolyinstructError
+from schemas.export_layout import CARD_NAME
 from tests.conftest import run_cli
 from tests.dataset_builder.test_export import demo_params, make_filtered, tree_digest, write_metrics
 

@@ -14,14 +14,14 @@ import pyarrow as pa
 import pytest
 from typer.testing import CliRunner
 
-from quality.validation import (
+from quality.validation.run import validate_dataset
+from quality.validation.suites import (
     BAD_CHARS_REGEX,
     ID_REGEX,
     LANGUAGES_SUITE,
     NOT_BLANK_REGEX,
     ROWS_SUITE,
     SOURCE_SUITE,
-    validate_dataset,
 )
 from schemas.artifacts import write_parquet
 from schemas.errors import PolyinstructError

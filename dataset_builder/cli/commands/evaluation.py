@@ -10,8 +10,9 @@ from typing import Annotated
 import typer
 
 from dataset_builder.cli.options import ParamsOption, get_params
-from dataset_builder.models.lm import is_smoke, resolve_base_lm
+from dataset_builder.models.lm import resolve_base_lm
 from schemas.artifacts import write_json
+from schemas.models import is_smoke
 from trl_training.benchmark import benchmark as run_benchmark
 from trl_training.compare import compare as run_compare
 

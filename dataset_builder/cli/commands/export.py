@@ -9,7 +9,7 @@ import typer
 
 from dataset_builder.cli.commands.push_model import push_model
 from dataset_builder.cli.options import ParamsOption, get_params
-from dataset_builder.export import export_dataset
+from dataset_builder.export.build import export_dataset
 from dataset_builder.hub import push_export
 from dataset_builder.lineage import check_lineage
 from schemas.errors import PolyinstructError

@@ -11,8 +11,10 @@ import typer
 
 from dataset_builder.cli.options import ParamsOption, get_params
 from dataset_builder.judge_backend import open_judge
-from dataset_builder.models.lm import build_smoke_lm, read_manifest
+from dataset_builder.models.lm import build_smoke_lm, resolve_base_lm
+from quality.langid import matches_language
 from schemas.errors import PolyinstructError
+from schemas.models import read_manifest
 from schemas.outputs import ensure_writable
 from schemas.params import parse_params
 from trl_training.evaluate import evaluate as run_evaluate
@@ -90,7 +92,7 @@ def register(app: typer.Typer, model_app: typer.Typer) -> None:
         ensure_writable(folders=(out, metrics))
         result = run_train(mix_dir, base_model, out, get_params(params_path), metrics_dir=metrics,
                            max_steps=max_steps, template=template, packing=packing, resume=resume,
-                           checkpoints=checkpoints)
+                           checkpoints=checkpoints, resolve_base=resolve_base_lm)
         from accelerate import PartialState
 
         if not PartialState().is_main_process:  # under accelerate launch / torchrun: one line, not one per rank
@@ -125,7 +127,8 @@ def register(app: typer.Typer, model_app: typer.Typer) -> None:
         judge_model = judge or params.evaluate.judge.model
         backend = open_judge(judge_model, params) if judge_model else None
         files = [*(prompts or []), *(more_prompts or [])]
-        result = run_evaluate(base_model, adapter, data, out, params, prompt_files=files, judge=backend)
+        result = run_evaluate(base_model, adapter, data, out, params, prompt_files=files, judge=backend,
+                              language_check=matches_language, resolve_base=resolve_base_lm)
         for q in result["quarantined"]:
             typer.echo(f"warning: {q['file']}:{q['line']}: quarantined ({q['reason']})", err=True)
         overall = result["overall"]

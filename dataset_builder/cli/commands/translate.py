@@ -8,10 +8,10 @@ from typing import Annotated
 import typer
 
 from dataset_builder.cli.options import ParamsOption, get_params, target_language
-from dataset_builder.models.lm import read_manifest
 from dataset_builder.models.nllb import build_smoke_nllb, convert_model, resolve_translation_model
 from dataset_builder.translate import translate_file
 from schemas.languages import resolution_note
+from schemas.models import read_manifest
 from schemas.outputs import ensure_writable
 from schemas.params import parse_params
 

@@ -8,7 +8,8 @@ from typing import Annotated, Any
 import typer
 
 from dataset_builder.cli.options import ParamsOption, get_params
-from quality.validation import failure_message, validate_dataset
+from quality.validation.report import failure_message
+from quality.validation.run import validate_dataset
 from schemas.artifacts import write_json
 from schemas.errors import PolyinstructError
 from schemas.outputs import ensure_writable
@@ -35,8 +36,7 @@ def _where(failure: dict[str, Any]) -> str:
     if failure["lang"]:
         return failure["lang"]
     observed = failure["observed"]
-    sampled = next((v for k, v in observed.items() if k.startswith("languages_in_first_")), None) \
-        if isinstance(observed, dict) else None
+    sampled = observed.get("listed_languages") if isinstance(observed, dict) else None
     return ", ".join(sampled[:3]) + (", …" if len(sampled) > 3 else "") if sampled else "-"
 
 
