@@ -73,7 +73,8 @@ def ingest(
     params_path: ParamsOption = None,
 ) -> None:
     """Read English instruction data into data/source.parquet; bad records go to the rejects table."""
-    data = get_params(params_path).data
+    params = get_params(params_path)
+    data = params.data
     overrides: dict[str, object] = {"source": source, "format": fmt, "limit": limit, "sample": sample, "seed": seed}
     if column:
         bad = [c for c in column if "=" not in c]
@@ -85,7 +86,8 @@ def ingest(
         merged.pop("sources", None)
     data = parse_params({"data": merged}, "command line").data
     ensure_writable(out, rejects, metrics)
-    result = (ingest_sources if data.sources else run_ingest)(data, out, rejects, metrics)
+    result = (ingest_sources if data.sources else run_ingest)(data, out, rejects, metrics,
+                                                             source_lang=params.languages.source)
     reasons = ", ".join(f"{k}={v}" for k, v in result.by_reason.items()) or "none"
     typer.echo(f"ingest: kept {result.kept}, rejected {result.rejected} ({reasons}) -> {out}")
 

@@ -80,14 +80,6 @@ _EOS_GAIN = 2.0  # </s> embedding along that channel: about the norm of an ordin
 _CROSS_GAIN = 20.0  # cross-attention output outweighs the previous token, so the output does not stutter
 
 
-def _file_digest(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def content_digest(directory: Path, names: list[str] | None = None) -> str:
     """sha256 over the names and contents of the top-level files of `directory` (or `names`)."""
     digest = hashlib.sha256()
@@ -96,7 +88,9 @@ def content_digest(directory: Path, names: list[str] | None = None) -> str:
     for name in files:
         path = directory / name
         if path.is_file():
-            digest.update(name.encode() + b"\0" + _file_digest(path).encode() + b"\n")
+            with path.open("rb") as fh:
+                file_sha256 = hashlib.file_digest(fh, "sha256").hexdigest()
+            digest.update(name.encode() + b"\0" + file_sha256.encode() + b"\n")
     return digest.hexdigest()
 
 

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.filesize import decimal
 
 from dataset_builder.cli.commands.push_model import push_model
 from dataset_builder.cli.options import ParamsOption, get_params
@@ -18,14 +19,6 @@ from schemas.params import parse_params
 
 DEFAULT_QUALITY = Path("metrics/quality.json")
 
-
-def _human(n_bytes: int) -> str:
-    size = float(n_bytes)
-    for unit in ("B", "kB", "MB", "GB"):
-        if size < 1000 or unit == "GB":
-            return f"{size:,.0f} {unit}" if unit == "B" else f"{size:,.1f} {unit}"
-        size /= 1000
-    return f"{size:,.1f} GB"
 
 
 def register(app: typer.Typer, model_app: typer.Typer) -> None:
@@ -104,7 +97,7 @@ def register(app: typer.Typer, model_app: typer.Typer) -> None:
         typer.echo(f"push: {export_dir} passed the round trip: {len(verified['configs'])} configs,"
                    f" {verified['rows']} rows (default config {verified['default']})")
         if dry_run:
-            typer.echo(f"push (dry run, nothing sent): {len(plan.files)} files, {_human(plan.total_bytes)}")
+            typer.echo(f"push (dry run, nothing sent): {len(plan.files)} files, {decimal(plan.total_bytes)}")
             for rel, size in plan.files:
                 typer.echo(f"  {size:>14,d}  {rel}")
             typer.echo("push (dry run): would call, in order:")
@@ -116,7 +109,7 @@ def register(app: typer.Typer, model_app: typer.Typer) -> None:
             typer.echo("push (dry run): card (the Hub card's fields we do not own would be kept):")
             typer.echo(plan.card)
             return
-        typer.echo(f"push: uploaded {len(plan.files)} files ({_human(plan.total_bytes)}) with {result.method}"
+        typer.echo(f"push: uploaded {len(plan.files)} files ({decimal(plan.total_bytes)}) with {result.method}"
                    f" -> {result.url}")
         typer.echo(f"push: commit message: {plan.commit_message()}")
         if result.tag:
