@@ -30,7 +30,7 @@ from functools import cache
 from typing import Literal
 
 from schemas.records import TEXT_FIELDS
-from schemas.spans import code_lines, inline_spans
+from schemas.spans import code_block_end, code_lines, inline_spans
 
 # --- pieces ---------------------------------------------------------------------------------------------
 
@@ -183,11 +183,7 @@ def segment(text: str, *, split_sentences: bool = True, lang: str = "en") -> Seg
         if i:
             _emit(pieces, "\n", "layout")
         if code[i]:
-            last = j = i
-            while j + 1 < len(lines) and (code[j + 1] or not lines[j + 1].strip()):
-                j += 1
-                if code[j]:
-                    last = j
+            last = code_block_end(lines, code, i)
             _emit(pieces, "\n".join(lines[i:last + 1]), "span")
             i = last + 1
             continue

@@ -185,6 +185,17 @@ def code_lines(lines: list[str]) -> list[bool]:
     return code
 
 
+def code_block_end(lines: list[str], code: list[bool], start: int) -> int:
+    """The last code line of the block that starts at code line `start`: a block runs on through code
+    lines and the blank lines between them."""
+    last = j = start
+    while j + 1 < len(lines) and (code[j + 1] or not lines[j + 1].strip()):
+        j += 1
+        if code[j]:
+            last = j
+    return last
+
+
 def typed_spans(text: str) -> list[tuple[str, str]]:
     """(kind, span) of every protected span of `text`, in order: a code block (kind "block": its lines
     from the first to the last code line, inner blank lines included) or an inline span of a prose line.
@@ -195,11 +206,7 @@ def typed_spans(text: str) -> list[tuple[str, str]]:
     i = 0
     while i < len(lines):
         if code[i]:
-            last = j = i
-            while j + 1 < len(lines) and (code[j + 1] or not lines[j + 1].strip()):
-                j += 1
-                if code[j]:
-                    last = j
+            last = code_block_end(lines, code, i)
             spans.append(("block", "\n".join(lines[i:last + 1])))
             i = last + 1
             continue
