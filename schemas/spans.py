@@ -110,6 +110,17 @@ _CODE_COMMENT = re.compile(r"^\s*(?:\#|//|/\*|\*|--\s|<!--)")
 _PROSE_WORDS = re.compile(r"[A-Za-z][a-z']+(?:\s+[A-Za-z][a-z']+){5,}")
 _SYMBOLS = re.compile(r"[{}\[\]();=<>+*/%&|^~\\$;]")
 
+# The same notion for DuckDB's regexp_replace (RE2), coarser: what language ID strips before judging a text
+# (quality/langid.py): fenced/inline code, URLs, e-mails, then whole lines that look like code (Alpaca stores
+# code without fences). The segmenter's line-by-line rules above decide what translation leaves verbatim.
+CODE_SPANS_SQL = r"```[\s\S]*?(?:```|$)|`[^`\n]*`|https?://\S+|www\.\S+|\S+@\S+\.\S+"
+CODE_LINES_SQL = (
+    r"(?m)^.*(?:[{};]\s*$|==|!=|<=|>=|=>|->|::|</?[A-Za-z][^>]*>|\w\([^()]*\)\s*[;:{]?\s*$).*$"
+    r"|^(?:\s{4,}|\t)\S.*$"
+    r"|^\s*(?:def|class|import|from|#include|public|private|static|void|function|var|let|const)\s+[\w.<>]+.*$"
+    r"|^\s*(?:SELECT|INSERT|UPDATE|CREATE|DELETE)\s.*$"
+)
+
 
 def _indent(line: str) -> int:
     return len(line.expandtabs(4)) - len(line.expandtabs(4).lstrip())

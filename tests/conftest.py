@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -25,6 +27,18 @@ def shared_data() -> Path:
     if not SHARED_DATA.exists():
         pytest.skip(f"needs the shared real data, not found at {SHARED_DATA} (set {SHARED_DATA_ENV})")
     return SHARED_DATA
+
+
+@pytest.fixture()
+def no_network(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Any real connection attempt fails the test; the token cache is an empty temp folder."""
+    def refuse(*args: Any, **kwargs: Any) -> None:
+        raise AssertionError(f"network access attempted: {args}")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr("huggingface_hub.constants.HF_TOKEN_PATH", str(tmp_path / "no-token-cache" / "token"))
+    for var in ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "HF_OIDC_RESOURCE"):
+        monkeypatch.delenv(var, raising=False)
 
 
 def run_cli(monkeypatch: pytest.MonkeyPatch, *args: str) -> int:
