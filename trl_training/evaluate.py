@@ -27,10 +27,11 @@ from schemas.languages import resolve
 from schemas.models import TOKENIZER_FILES, is_smoke
 from schemas.params import JudgeParams, Params
 from schemas.progress import progress_bar
+from trl_training.base_model import ResolveBase, model_directory
 from trl_training.judge import ChatBackend, identity, judge_pairwise, judge_pointwise, template_hash
 from trl_training.mixtures import read_export_split
 from trl_training.prompt_files import PromptSet, read_prompt_file
-from trl_training.sft import ResolveBase, model_directory, quiet_libraries
+from trl_training.sft import quiet_libraries
 from trl_training.templates import encode_examples, encode_prompts
 
 SMOKE_NOTE = ("SMOKE: the base model has random weights (a smoke model); these numbers test the pipeline, not"

@@ -19,7 +19,6 @@ import json
 import math
 import shutil
 import warnings
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,14 +32,12 @@ from schemas.models import is_smoke, read_manifest
 from schemas.params import Params, TrainingBudget
 from schemas.progress import progress_bar
 from schemas.timings import split_timing, write_timing
+from trl_training.base_model import ResolveBase, model_directory
 from trl_training.budget import BudgetPlan, apply_plan, plan_budget, real_run_warnings, sft_budget_kwargs, warn
 from trl_training.resume import complete_checkpoint, last_checkpoint_for, run_fingerprint
 from trl_training.templates import check_template, to_prompt_completion
 
 CHECKPOINTS = "checkpoints"
-# A base-model spec (a directory, `smoke`, a Hub id) -> the directory to load; the CLI passes
-# dataset_builder.models.lm.resolve_base_lm.
-ResolveBase = Callable[[str | Path, Params], Path]
 # How fast and where, not what was learnt: these go to train_metrics.timing.json (schemas/timings.py).
 RUN_KEYS: tuple[str, ...] = ("tokens_per_s", "train_runtime_s", "device")
 # SFTConfig fields this command sets from its own params/flags; setting them under training.sft too
@@ -223,15 +220,6 @@ def _read_mix(mix_dir: Path) -> tuple[pl.DataFrame, pl.DataFrame, dict[str, Any]
     validation = _read_frame(val_path) if val_path.exists() else train.clear()
     return train, validation, read_manifest(mix_dir)
 
-
-def model_directory(base_model: str | Path, params: Params) -> Path:
-    """The default ResolveBase: `base_model` must already be a model directory. The CLI passes
-    dataset_builder.models.lm.resolve_base_lm instead, which also builds `smoke` and downloads Hub ids."""
-    path = Path(base_model)
-    if not path.is_dir():
-        raise PolyinstructError(f"{path}: not a model directory; pass one (or run `polyinstruct train`, which also"
-                                " takes `smoke` and Hub ids)")
-    return path
 
 
 def prepare_training(mix_dir: Path, base_model: str | Path, out: Path, params: Params, *,
