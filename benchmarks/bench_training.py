@@ -23,8 +23,8 @@ SHARED_ALPACA = Path(__file__).resolve().parents[2] / "shared" / "data" / "alpac
 
 
 def _write_mix(out: Path, records: list[dict[str, Any]]) -> Path:
-    from dataset_builder.artifacts import write_json, write_parquet
-    from dataset_builder.export import EXPORT_SCHEMA
+    from schemas.artifacts import write_json, write_parquet
+    from schemas.export_layout import EXPORT_SCHEMA
 
     rows = [{"id": f"alpaca-{i}", "lang": "eng_Latn", "instruction": r["instruction"], "input": r["input"],
              "output": r["output"], "model": "source"} for i, r in enumerate(records)]

@@ -24,7 +24,7 @@ from typing import Any
 import pyarrow as pa
 
 from benchmarks.synth import synthetic_parallel_set
-from dataset_builder.artifacts import read_table, write_parquet
+from schemas.artifacts import read_table, write_parquet
 from schemas.records import TRANSLATED_SCHEMA
 
 BENCH_DIR = Path(__file__).resolve().parent
@@ -83,7 +83,7 @@ def _child(mode: str, root: Path, info: dict[str, Any]) -> dict[str, Any]:
 def _worker_validate(root: Path, params_raw: dict[str, Any]) -> dict[str, Any]:
     import resource
 
-    from quality.validation import validate_dataset
+    from quality.validation.run import validate_dataset
     from schemas.params import parse_params
 
     params = parse_params(params_raw)
@@ -109,8 +109,10 @@ def _worker_peer(root: Path, params_raw: dict[str, Any]) -> dict[str, Any]:
     import duckdb
     import pandas as pd
 
-    from dataset_builder.artifacts import parquet_files
-    from quality.validation import ROW_EXAMPLES, arrow_backed_frame, import_gx, read_filtered, result_format, rows_suite
+    from quality.validation.derive import arrow_backed_frame, read_filtered
+    from quality.validation.run import result_format
+    from quality.validation.suites import ROW_EXAMPLES, import_gx, rows_suite
+    from schemas.artifacts import parquet_files
     from schemas.params import parse_params
 
     params = parse_params(params_raw)

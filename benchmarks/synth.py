@@ -25,7 +25,7 @@ import numpy as np
 import polars as pl
 
 from benchmarks.real_text import real_source
-from dataset_builder.artifacts import write_parquet
+from schemas.artifacts import write_parquet
 from schemas.languages import BACTRIAN_X, ENGLISH, Language
 from schemas.records import SOURCE_SCHEMA, TEXT_FIELDS, TRANSLATED_SCHEMA
 

@@ -24,7 +24,7 @@ from dataset_builder.generate import (
     GenerationStats,
     load_chat_tokenizer,
 )
-from dataset_builder.models import SMOKE_MODEL_PREFIX
+from schemas.models import SMOKE_MODEL_PREFIX
 from dataset_builder.models.lm import read_manifest
 from dataset_builder.models.nllb import content_digest
 from dataset_builder.models.responder import context_tokens_of

@@ -1,4 +1,4 @@
-"""Push an export folder (see dataset_builder/export.py) to the Hugging Face Hub, safely.
+"""Push an export folder (see dataset_builder/export/) to the Hugging Face Hub, safely.
 
 Everything that can fail locally fails before the first network call: the repo id is checked, the folder
 passes the `verify_export` round trip, and a token must exist. The token comes from HF_TOKEN or the login
@@ -20,9 +20,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from dataset_builder.export import CARD_NAME, OWNED_CARD_KEYS, REPO_ID_PLACEHOLDER, verify_export
+from dataset_builder.export.card import OWNED_CARD_KEYS, REPO_ID_PLACEHOLDER
+from dataset_builder.export.verify import verify_export
 from dataset_builder.lineage import LINEAGE_NAME
 from schemas.errors import PolyinstructError
+from schemas.export_layout import CARD_NAME
 
 REPO_TYPE = "dataset"
 # Above this, older huggingface_hub versions upload with upload_large_folder (resumable, many commits).

@@ -17,7 +17,7 @@ from typing import Any
 
 import yaml
 
-from dataset_builder.export import combine_licenses
+from dataset_builder.export.licenses import combine_licenses
 from dataset_builder.hub import check_repo_id, resolve_token, scrub, token_source
 from schemas.errors import PolyinstructError
 from schemas.languages import resolve

@@ -17,9 +17,10 @@ from typing import Any
 import polars as pl
 import pyarrow as pa
 
-from dataset_builder.artifacts import parquet_rows, write_json, write_parquet
-from dataset_builder.ledger import check_conservation, refuse_empty_output, rejects_table, write_rejects
+from schemas.artifacts import parquet_rows, write_json, write_parquet
 from schemas.errors import PolyinstructError
+from schemas.languages import ENGLISH
+from schemas.ledger import check_conservation, refuse_empty_output, rejects_table, write_rejects
 from schemas.params import DataParams
 from schemas.records import SOURCE_SCHEMA, TEXT_FIELDS
 from schemas.timings import write_timing
@@ -222,7 +223,8 @@ def _select_positions(n: int, limit: int | None, sample: int | None, seed: int) 
 
 
 def check_records(batch: RawBatch, fmt: str, params: DataParams) -> tuple[pa.Table, list[dict[str, str]]]:
-    """Apply the per-record contract. Returns raw (unnormalised) good rows and reject rows."""
+    """Apply the per-record contract. Returns raw (unnormalised) good rows and reject rows (without
+    `lang`: the caller knows the source language)."""
     objects = [r for _, _, r in batch.records if isinstance(r, dict)]
     mapping = _column_map(fmt, set(objects[0]) if objects else set(), params.column_map)
     _check_mapped_columns(batch, params.column_map)
@@ -234,7 +236,7 @@ def check_records(batch: RawBatch, fmt: str, params: DataParams) -> tuple[pa.Tab
     rejects: list[dict[str, str]] = []
 
     def reject(rid: str, reason: str, detail: str) -> None:
-        rejects.append({"id": rid, "lang": "eng_Latn", "stage": STAGE, "reason": reason, "detail": detail})
+        rejects.append({"id": rid, "stage": STAGE, "reason": reason, "detail": detail})
 
     for index in selected:
         rid = f"{batch.source_name}-{index}"
@@ -286,14 +288,15 @@ def normalise_text(frame: pl.DataFrame) -> pl.DataFrame:
     )
 
 
-def split_exact_duplicates(frame: pl.DataFrame) -> tuple[pl.DataFrame, list[dict[str, str]]]:
+def split_exact_duplicates(frame: pl.DataFrame,
+                           source_lang: str = ENGLISH.flores) -> tuple[pl.DataFrame, list[dict[str, str]]]:
     """Exact duplicate records (all three fields equal after normalisation): keep the first."""
     first = frame.select(pl.struct(TEXT_FIELDS).is_first_distinct()).to_series()
     keyed = frame.with_columns(pl.struct(TEXT_FIELDS).rank("dense").alias("_k"))
     firsts = keyed.filter(first).select("_k", pl.col("id").alias("_first"))
     dups = keyed.filter(~first).join(firsts, on="_k", how="left")
     rejects = [
-        {"id": r["id"], "lang": "eng_Latn", "stage": STAGE, "reason": "duplicate_source",
+        {"id": r["id"], "lang": source_lang, "stage": STAGE, "reason": "duplicate_source",
          "detail": f"same instruction, input and output as {r['_first']}"}
         for r in dups.select("id", "_first").iter_rows(named=True)
     ]
@@ -307,14 +310,18 @@ class IngestResult:
     by_reason: dict[str, int]
 
 
-def ingest(params: DataParams, out: Path, rejects_out: Path, metrics_out: Path | None = None) -> IngestResult:
+def ingest(params: DataParams, out: Path, rejects_out: Path, metrics_out: Path | None = None,
+           source_lang: str = ENGLISH.flores) -> IngestResult:
+    """Read `params.source` into `out` (SOURCE_SCHEMA); bad records go to `rejects_out`, in language
+    `source_lang` (languages.source)."""
     started = time.perf_counter()
     batch, fmt = read_raw(params.source, params.format, params.source_name, params.revision, params.config)
     if not batch.records and not batch.unreadable:
         raise PolyinstructError(f"{params.source}: holds no records")
-    table, rejects = check_records(batch, fmt, params)
+    table, checked = check_records(batch, fmt, params)
+    rejects = [r | {"lang": source_lang} for r in checked]
     frame = normalise_text(pl.from_arrow(table))
-    frame, dup_rejects = split_exact_duplicates(frame)
+    frame, dup_rejects = split_exact_duplicates(frame, source_lang)
     rejects += dup_rejects
     # Records in: what the reader counted, cut by limit/sample; kept and rejected: what was written.
     n_in = len(_select_positions(batch.n_read, params.limit, params.sample, params.seed))
@@ -325,7 +332,7 @@ def ingest(params: DataParams, out: Path, rejects_out: Path, metrics_out: Path |
     refuse_empty_output(STAGE, n_in, frame.height, by_reason, rejects_out)
     write_parquet(frame.to_arrow(), out, SOURCE_SCHEMA)
     n_kept, n_rejected = parquet_rows(out), parquet_rows(rejects_out)
-    check_conservation(STAGE, {"eng_Latn": n_in}, {"eng_Latn": n_kept}, {"eng_Latn": n_rejected})
+    check_conservation(STAGE, {source_lang: n_in}, {source_lang: n_kept}, {source_lang: n_rejected})
     result = IngestResult(kept=n_kept, rejected=n_rejected, by_reason=dict(sorted(by_reason.items())))
     if metrics_out:
         write_json({"source": params.source, "in": n_in, "kept": result.kept, "rejected": result.rejected,

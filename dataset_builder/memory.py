@@ -18,7 +18,7 @@ from typing import Any, Protocol, TypeVar
 
 import pyarrow as pa
 
-from dataset_builder.artifacts import write_json, write_parquet
+from schemas.artifacts import write_json, write_parquet
 from schemas.errors import PolyinstructError
 
 Result = TypeVar("Result")

@@ -16,7 +16,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from dataset_builder.artifacts import write_json, write_parquet
+from schemas.artifacts import write_json, write_parquet
 from schemas.errors import PolyinstructError
 
 MEMORY_FORMAT = 2

@@ -23,7 +23,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from dataset_builder.artifacts import read_table, write_json, write_parquet
+from schemas.artifacts import read_table, write_json, write_parquet
 from dataset_builder.backends import get_backend, run_pending
 from dataset_builder.generate import (
     LENGTH,
@@ -36,7 +36,7 @@ from dataset_builder.generate import (
     memory_key,
 )
 from dataset_builder.generate_http import OpenAICompatibleEngine
-from dataset_builder.ledger import check_conservation, rejects_table, write_rejects
+from schemas.ledger import check_conservation, rejects_table, write_rejects
 from dataset_builder.memory import pending_order
 from dataset_builder.models.responder import resolve_responder, responder_identity
 from dataset_builder.shard_work import EngineFactory, Prebuilt, RayOptions, ShardBackend

@@ -18,7 +18,7 @@ from pathlib import Path
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from dataset_builder.models import SMOKE_MODEL_PREFIX
+from schemas.models import SMOKE_MODEL_PREFIX
 from schemas.errors import PolyinstructError
 
 TRANSLATED = "translated"  # output_model of a row whose output was translated, not generated

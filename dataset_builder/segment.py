@@ -29,7 +29,8 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Literal
 
-from schemas.spans import code_lines, inline_spans
+from schemas.records import TEXT_FIELDS
+from schemas.spans import code_block_end, code_lines, inline_spans
 
 # --- pieces ---------------------------------------------------------------------------------------------
 
@@ -182,11 +183,7 @@ def segment(text: str, *, split_sentences: bool = True, lang: str = "en") -> Seg
         if i:
             _emit(pieces, "\n", "layout")
         if code[i]:
-            last = j = i
-            while j + 1 < len(lines) and (code[j + 1] or not lines[j + 1].strip()):
-                j += 1
-                if code[j]:
-                    last = j
+            last = code_block_end(lines, code, i)
             _emit(pieces, "\n".join(lines[i:last + 1]), "span")
             i = last + 1
             continue
@@ -328,8 +325,6 @@ def code_fraction(fields: Mapping[str, str]) -> float:
 
 def is_mostly_code(record: Mapping[str, str], threshold: float = 0.5) -> bool:
     """A record whose text fields are at least `threshold` code (by non-space characters)."""
-    from schemas.records import TEXT_FIELDS
-
     return code_fraction({f: record[f] for f in TEXT_FIELDS if f in record}) >= threshold
 
 

@@ -14,9 +14,10 @@ from pathlib import Path
 import polars as pl
 import pyarrow.parquet as pq
 
-from dataset_builder.artifacts import write_json, write_parquet
 from dataset_builder.ingest import STAGE, IngestResult, ingest, split_exact_duplicates
-from dataset_builder.ledger import check_conservation, rejects_table, write_rejects
+from schemas.artifacts import write_json, write_parquet
+from schemas.languages import ENGLISH
+from schemas.ledger import check_conservation, rejects_table, write_rejects
 from schemas.params import DataParams
 from schemas.records import SOURCE_SCHEMA
 from schemas.timings import write_timing
@@ -30,7 +31,8 @@ def source_params(data: DataParams, index: int) -> DataParams:
                       seed=data.seed, max_field_chars=data.max_field_chars)
 
 
-def ingest_sources(data: DataParams, out: Path, rejects_out: Path, metrics_out: Path | None = None) -> IngestResult:
+def ingest_sources(data: DataParams, out: Path, rejects_out: Path, metrics_out: Path | None = None,
+                   source_lang: str = ENGLISH.flores) -> IngestResult:
     started = time.perf_counter()
     frames: list[pl.DataFrame] = []
     rejects: list[dict[str, str]] = []
@@ -39,7 +41,7 @@ def ingest_sources(data: DataParams, out: Path, rejects_out: Path, metrics_out: 
     with tempfile.TemporaryDirectory(prefix=".ingest-", dir=Path(out).parent) as tmp:
         for i, src in enumerate(data.sources):
             part, part_rejects = Path(tmp) / f"{i}.parquet", Path(tmp) / f"{i}.rejects.parquet"
-            result = ingest(source_params(data, i), part, part_rejects)
+            result = ingest(source_params(data, i), part, part_rejects, source_lang=source_lang)
             frame = pl.read_parquet(part)
             rejected = pq.read_table(part_rejects).to_pylist()
             assert len(frame) == result.kept and len(rejected) == result.rejected  # what ingest reported
@@ -49,10 +51,10 @@ def ingest_sources(data: DataParams, out: Path, rejects_out: Path, metrics_out: 
                                     "license": src.license, "in": result.kept + result.rejected,
                                     "kept": result.kept, "rejected": result.rejected,
                                     "rejected_by_reason": result.by_reason}
-    combined, cross_dups = split_exact_duplicates(pl.concat(frames))
+    combined, cross_dups = split_exact_duplicates(pl.concat(frames), source_lang)
     rejects += [{**r, "detail": f"{r['detail']} (across sources)"} for r in cross_dups]
     n_in = sum(int(s["in"]) for s in per_source.values())  # type: ignore[call-overload]
-    check_conservation(STAGE, {"eng_Latn": n_in}, {"eng_Latn": combined.height}, {"eng_Latn": len(rejects)})
+    check_conservation(STAGE, {source_lang: n_in}, {source_lang: combined.height}, {source_lang: len(rejects)})
     write_parquet(combined.to_arrow(), out, SOURCE_SCHEMA)
     write_rejects(rejects_table(rejects), rejects_out)
     by_reason: dict[str, int] = {}

@@ -41,14 +41,14 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from dataset_builder.artifacts import parquet_rows, read_table, write_json, write_parquet
+from schemas.artifacts import parquet_rows, read_table, write_json, write_parquet
 from dataset_builder.backends import LocalBackend, get_backend, run_pending
 from dataset_builder.devices import cpu_threads, length_batches
-from dataset_builder.ledger import check_conservation, refuse_empty_output, rejects_table, write_rejects
+from schemas.ledger import check_conservation, refuse_empty_output, rejects_table, write_rejects
 from dataset_builder.memory import ShardMemory, pending_order
 from dataset_builder.memory_format import ensure_current, stamp
 from dataset_builder.models.nllb import load_tokenizer, model_fingerprint
-from dataset_builder.progress import progress_bar
+from schemas.progress import progress_bar
 from dataset_builder.segment import (
     Piece,
     Segmented,

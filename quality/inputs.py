@@ -13,7 +13,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from dataset_builder.artifacts import parquet_files, read_table
+from schemas.artifacts import parquet_files, read_table
 from schemas.errors import PolyinstructError
 from schemas.languages import UnknownLanguageError, resolve
 from schemas.records import PARALLEL_REQUIRED_COLUMNS, SOURCE_SCHEMA, TEXT_FIELDS, TRANSLATED_SCHEMA, check_column_types

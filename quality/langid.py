@@ -36,6 +36,8 @@ import regex
 
 from quality import lid_model
 from schemas.languages import UnknownLanguageError, nllb_codes, resolve
+from schemas.spans import CODE_LINES_SQL as _CODE_LINES
+from schemas.spans import CODE_SPANS_SQL as _CODE_SPANS
 
 if TYPE_CHECKING:
     import lingua
@@ -77,15 +79,6 @@ EQUIVALENT: tuple[frozenset[str], ...] = (frozenset({"hrv", "bos", "srp"}), froz
                                           frozenset({"nob", "nno"}))
 # lingua's ISO 639-3 macro-language codes whose FLORES-200 code is not the only one with that prefix.
 _LINGUA_FLORES_ALIASES: dict[str, str | None] = {"msa": "zsm_Latn", "sqi": "als_Latn", "lat": None}
-# Code-looking material removed before language ID: fenced/inline code, URLs, e-mails, then whole lines
-# that look like code (Alpaca stores code without fences).
-_CODE_SPANS = r"```[\s\S]*?(?:```|$)|`[^`\n]*`|https?://\S+|www\.\S+|\S+@\S+\.\S+"
-_CODE_LINES = (
-    r"(?m)^.*(?:[{};]\s*$|==|!=|<=|>=|=>|->|::|</?[A-Za-z][^>]*>|\w\([^()]*\)\s*[;:{]?\s*$).*$"
-    r"|^(?:\s{4,}|\t)\S.*$"
-    r"|^\s*(?:def|class|import|from|#include|public|private|static|void|function|var|let|const)\s+[\w.<>]+.*$"
-    r"|^\s*(?:SELECT|INSERT|UPDATE|CREATE|DELETE)\s.*$"
-)
 
 
 @dataclass(frozen=True)

@@ -8,8 +8,8 @@ from typing import Any
 
 import duckdb
 
-from dataset_builder.artifacts import parquet_rows, write_csv_rows, write_parquet
-from dataset_builder.ledger import check_conservation, refuse_empty_output, write_rejects
+from schemas.artifacts import parquet_rows, write_csv_rows, write_parquet
+from schemas.ledger import check_conservation, refuse_empty_output, write_rejects
 from schemas.params import Params
 from schemas.records import REJECT_SCHEMA, TRANSLATED_SCHEMA
 

@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from schemas import language_bound
 from schemas.errors import PolyinstructError
-from schemas.languages import resolve
+from schemas.languages import ENGLISH, resolve
 
 
 class _Section(BaseModel):
@@ -73,7 +73,7 @@ class DataParams(_Section):
 
 
 class LanguagesParams(_Section):
-    source: str = "eng_Latn"
+    source: str = ENGLISH.flores
     targets: list[str] = Field(default_factory=lambda: ["fra_Latn", "rus_Cyrl", "zho_Hans"])
 
     @field_validator("source")

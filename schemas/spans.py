@@ -110,6 +110,17 @@ _CODE_COMMENT = re.compile(r"^\s*(?:\#|//|/\*|\*|--\s|<!--)")
 _PROSE_WORDS = re.compile(r"[A-Za-z][a-z']+(?:\s+[A-Za-z][a-z']+){5,}")
 _SYMBOLS = re.compile(r"[{}\[\]();=<>+*/%&|^~\\$;]")
 
+# The same notion for DuckDB's regexp_replace (RE2), coarser: what language ID strips before judging a text
+# (quality/langid.py): fenced/inline code, URLs, e-mails, then whole lines that look like code (Alpaca stores
+# code without fences). The segmenter's line-by-line rules above decide what translation leaves verbatim.
+CODE_SPANS_SQL = r"```[\s\S]*?(?:```|$)|`[^`\n]*`|https?://\S+|www\.\S+|\S+@\S+\.\S+"
+CODE_LINES_SQL = (
+    r"(?m)^.*(?:[{};]\s*$|==|!=|<=|>=|=>|->|::|</?[A-Za-z][^>]*>|\w\([^()]*\)\s*[;:{]?\s*$).*$"
+    r"|^(?:\s{4,}|\t)\S.*$"
+    r"|^\s*(?:def|class|import|from|#include|public|private|static|void|function|var|let|const)\s+[\w.<>]+.*$"
+    r"|^\s*(?:SELECT|INSERT|UPDATE|CREATE|DELETE)\s.*$"
+)
+
 
 def _indent(line: str) -> int:
     return len(line.expandtabs(4)) - len(line.expandtabs(4).lstrip())
@@ -185,6 +196,17 @@ def code_lines(lines: list[str]) -> list[bool]:
     return code
 
 
+def code_block_end(lines: list[str], code: list[bool], start: int) -> int:
+    """The last code line of the block that starts at code line `start`: a block runs on through code
+    lines and the blank lines between them."""
+    last = j = start
+    while j + 1 < len(lines) and (code[j + 1] or not lines[j + 1].strip()):
+        j += 1
+        if code[j]:
+            last = j
+    return last
+
+
 def typed_spans(text: str) -> list[tuple[str, str]]:
     """(kind, span) of every protected span of `text`, in order: a code block (kind "block": its lines
     from the first to the last code line, inner blank lines included) or an inline span of a prose line.
@@ -195,11 +217,7 @@ def typed_spans(text: str) -> list[tuple[str, str]]:
     i = 0
     while i < len(lines):
         if code[i]:
-            last = j = i
-            while j + 1 < len(lines) and (code[j + 1] or not lines[j + 1].strip()):
-                j += 1
-                if code[j]:
-                    last = j
+            last = code_block_end(lines, code, i)
             spans.append(("block", "\n".join(lines[i:last + 1])))
             i = last + 1
             continue

@@ -7,11 +7,14 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from dataset_builder.cli.app import main
 from schemas.timings import timing_path
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -26,13 +29,23 @@ def shared_data() -> Path:
     return SHARED_DATA
 
 
+@pytest.fixture()
+def no_network(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Any real connection attempt fails the test; the token cache is an empty temp folder."""
+    def refuse(*args: Any, **kwargs: Any) -> None:
+        raise AssertionError(f"network access attempted: {args}")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr("huggingface_hub.constants.HF_TOKEN_PATH", str(tmp_path / "no-token-cache" / "token"))
+    for var in ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "HF_OIDC_RESOURCE"):
+        monkeypatch.delenv(var, raising=False)
+
+
 def run_cli(monkeypatch: pytest.MonkeyPatch, *args: str) -> int:
     """Run `polyinstruct ARGS` in-process through the real entry point; return its exit code."""
-    from dataset_builder import cli
-
     monkeypatch.setattr(sys, "argv", ["polyinstruct", *args])
     try:
-        cli.main()
+        main()
     except SystemExit as exit_:
         return int(exit_.code or 0)
     return 0

@@ -19,7 +19,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from dataset_builder.artifacts import write_json
+from schemas.artifacts import write_json
 from schemas.errors import PolyinstructError
 from schemas.languages import UnknownLanguageError, resolve
 

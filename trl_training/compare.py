@@ -14,7 +14,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from dataset_builder.artifacts import write_csv_rows
+from schemas.artifacts import write_csv_rows
 from schemas.errors import PolyinstructError
 
 BASE = "base"

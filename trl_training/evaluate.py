@@ -15,34 +15,38 @@ from __future__ import annotations
 import contextlib
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
 import polars as pl
 
-from dataset_builder.artifacts import write_json
-from dataset_builder.models.lm import TOKENIZER_FILES, is_smoke, resolve_base_lm
-from dataset_builder.progress import progress_bar
+from schemas.artifacts import write_json
 from schemas.errors import PolyinstructError
 from schemas.languages import resolve
+from schemas.models import TOKENIZER_FILES, is_smoke
 from schemas.params import JudgeParams, Params
+from schemas.progress import progress_bar
+from trl_training.base_model import ResolveBase, model_directory
 from trl_training.judge import ChatBackend, identity, judge_pairwise, judge_pointwise, template_hash
 from trl_training.mixtures import read_export_split
 from trl_training.prompt_files import PromptSet, read_prompt_file
+from trl_training.sft import quiet_libraries
 from trl_training.templates import encode_examples, encode_prompts
 
 SMOKE_NOTE = ("SMOKE: the base model has random weights (a smoke model); these numbers test the pipeline, not"
               " the method.")
 SMOKE_DATA_NOTE = "SMOKE: the adapter was trained on output of a smoke (random-weight) translation model."
 
+# texts, FLORES-200 code, min_chars -> per text: in that language, not, or None (too short to judge).
+LanguageCheck = Callable[[Sequence[str], str, int], Iterable[bool | None]]
 
-def _load(base_model: str | Path, adapter: Path, params: Params) -> tuple[Any, Any, Path, dict[str, Any]]:
+
+def _load(base_model: str | Path, adapter: Path, params: Params,
+          resolve_base: ResolveBase) -> tuple[Any, Any, Path, dict[str, Any]]:
     import torch
     from peft import PeftModel
     from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    from trl_training.sft import quiet_libraries
 
     quiet_libraries()
     if not (adapter / "adapter_config.json").exists():
@@ -50,7 +54,7 @@ def _load(base_model: str | Path, adapter: Path, params: Params) -> tuple[Any, A
                                 f" {adapter})")
     config_path = adapter / "training_config.json"
     training_config = json.loads(config_path.read_text(encoding="utf-8")) if config_path.exists() else {}
-    base_path = resolve_base_lm(base_model, params)
+    base_path = resolve_base(base_model, params)
     # The adapter directory holds the tokenizer training used (pad token and all); prefer it.
     tokenizer_dir = adapter if any((adapter / f).exists() for f in TOKENIZER_FILES) else base_path
     tokenizer = AutoTokenizer.from_pretrained(str(tokenizer_dir))
@@ -121,11 +125,11 @@ def generate(model: Any, tokenizer: Any, prompts: list[list[int]], max_new_token
     return texts
 
 
-def fidelity(texts: list[str], lang: str, min_chars: int) -> tuple[float | None, int, list[bool | None]]:
-    """Share of judged texts in `lang`; texts too short to judge are left out (None)."""
-    from quality.langid import matches_language  # lazy: lingua loads its models on first use
-
-    verdicts = list(matches_language(texts, lang, min_chars))
+def fidelity(texts: list[str], lang: str, min_chars: int,
+             language_check: LanguageCheck) -> tuple[float | None, int, list[bool | None]]:
+    """Share of judged texts in `lang`; texts too short to judge are left out (None). `language_check`
+    is quality.langid.matches_language, which the CLI passes in (a stage package imports no other)."""
+    verdicts = list(language_check(texts, lang, min_chars))
     judged = [v for v in verdicts if v is not None]
     return (sum(judged) / len(judged) if judged else None), len(judged), verdicts
 
@@ -209,13 +213,14 @@ def _held_out(export_dir: Path, cap: int) -> pl.DataFrame:
 
 
 def evaluate(base_model: str | Path, adapter: Path, export_dir: Path, out: Path, params: Params,
-             prompt_files: Sequence[Path] = (), judge: ChatBackend | None = None) -> dict[str, Any]:
+             prompt_files: Sequence[Path] = (), judge: ChatBackend | None = None, *,
+             language_check: LanguageCheck, resolve_base: ResolveBase = model_directory) -> dict[str, Any]:
     """Write `out` (JSON) and `out` with .md (a table per language); return the JSON object. With a
     `judge`, the generations are also judged (trl_training.judge): pointwise, and adapter vs base."""
     adapter, export_dir, out = Path(adapter), Path(export_dir), Path(out)
     settings = params.evaluate
     prompt_sets = [read_prompt_file(p) for p in (prompt_files or [Path(p) for p in settings.prompts])]
-    model, tokenizer, base_path, training_config = _load(base_model, adapter, params)
+    model, tokenizer, base_path, training_config = _load(base_model, adapter, params, resolve_base)
     template = training_config.get("template", params.training.template)
     max_length = training_config.get("sft_config", {}).get("max_length") or params.training.sft.get("max_length")
     held_out = _held_out(export_dir, settings.max_eval_examples)
@@ -259,8 +264,8 @@ def evaluate(base_model: str | Path, adapter: Path, export_dir: Path, out: Path,
             with model.disable_adapter():
                 base_texts = generate(model, tokenizer, ids, settings.max_new_tokens, settings.batch_size)
             adapter_texts = generate(model, tokenizer, ids, settings.max_new_tokens, settings.batch_size)
-            fid_base, judged_base, base_verdicts = fidelity(base_texts, prompts.lang, min_chars)
-            fid_adapter, judged_adapter, verdicts = fidelity(adapter_texts, prompts.lang, min_chars)
+            fid_base, judged_base, base_verdicts = fidelity(base_texts, prompts.lang, min_chars, language_check)
+            fid_adapter, judged_adapter, verdicts = fidelity(adapter_texts, prompts.lang, min_chars, language_check)
             rows[prompts.lang] |= {"prompts": len(ids), "prompt_source": prompts.source,
                                    "judged_base": judged_base, "judged_adapter": judged_adapter,
                                    "fidelity_base": fid_base, "fidelity_adapter": fid_adapter,

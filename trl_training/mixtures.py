@@ -18,9 +18,9 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 
-from dataset_builder.artifacts import write_json, write_parquet
-from dataset_builder.export import EXPORT_COLUMNS, EXPORT_SCHEMA, is_smoke_model
+from schemas.artifacts import write_json, write_parquet
 from schemas.errors import PolyinstructError
+from schemas.export_layout import EXPORT_COLUMNS, EXPORT_SCHEMA, export_split_files, is_smoke_model
 from schemas.languages import ENGLISH, resolve
 from schemas.params import MixtureParams
 from schemas.records import TEXT_FIELDS
@@ -41,20 +41,6 @@ class MixResult:
 
 
 # ---------------------------------------------------------------------------------------------- reading
-
-
-def export_split_files(export_dir: Path, split: str, required: bool = True) -> list[Path]:
-    """The shards of one split in the HF layout `DIR/{config}/{split}-{i:05d}-of-{n:05d}.parquet`.
-    The export leaves an empty split out of a config, so a split may have no shards at all."""
-    export_dir = Path(export_dir)
-    if not export_dir.is_dir():
-        raise PolyinstructError(f"{export_dir}: export directory not found; run `polyinstruct export` (dvc repro"
-                                " export) first")
-    files = sorted(export_dir.glob(f"*/{split}-*-of-*.parquet"))
-    if not files and required:
-        raise PolyinstructError(f"{export_dir}: no {split} shards ({export_dir}/<config>/{split}-00000-of-00001"
-                                ".parquet); point --in at the output of `polyinstruct export`")
-    return files
 
 
 def read_export_split(export_dir: Path, split: str, required: bool = True) -> pl.DataFrame:

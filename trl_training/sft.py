@@ -25,12 +25,14 @@ from typing import Any
 
 import polars as pl
 
-from dataset_builder.artifacts import read_table, write_csv_rows, write_json
-from dataset_builder.export import EXPORT_COLUMNS
-from dataset_builder.models.lm import is_smoke, read_manifest, resolve_base_lm
+from schemas.artifacts import read_table, write_csv_rows, write_json
 from schemas.errors import PolyinstructError
+from schemas.export_layout import EXPORT_COLUMNS
+from schemas.models import is_smoke, read_manifest
 from schemas.params import Params, TrainingBudget
+from schemas.progress import progress_bar
 from schemas.timings import split_timing, write_timing
+from trl_training.base_model import ResolveBase, model_directory
 from trl_training.budget import BudgetPlan, apply_plan, plan_budget, real_run_warnings, sft_budget_kwargs, warn
 from trl_training.resume import complete_checkpoint, last_checkpoint_for, run_fingerprint
 from trl_training.templates import check_template, to_prompt_completion
@@ -85,8 +87,6 @@ def _rich_progress_callback() -> Any:
     """Trainer progress on the project's progress bar (stderr), replacing the Trainer's own printer
     and tqdm bar, so that stdout carries only the command's one-line result."""
     from transformers import TrainerCallback
-
-    from dataset_builder.progress import progress_bar
 
     class RichProgress(TrainerCallback):  # type: ignore[misc]
         def __init__(self) -> None:
@@ -221,9 +221,11 @@ def _read_mix(mix_dir: Path) -> tuple[pl.DataFrame, pl.DataFrame, dict[str, Any]
     return train, validation, read_manifest(mix_dir)
 
 
+
 def prepare_training(mix_dir: Path, base_model: str | Path, out: Path, params: Params, *,
                      max_steps: int | None = None, template: str | None = None,
-                     packing: bool | None = None, checkpoints: Path | None = None) -> TrainSetup:
+                     packing: bool | None = None, checkpoints: Path | None = None,
+                     resolve_base: ResolveBase = model_directory) -> TrainSetup:
     """Load data, tokenizer and model, and build the SFTTrainer (nothing trained yet)."""
     import datasets
     import torch
@@ -242,7 +244,7 @@ def prepare_training(mix_dir: Path, base_model: str | Path, out: Path, params: P
 
     train_frame, val_frame, mix_manifest = _read_mix(mix_dir)
     with PartialState(cpu=not torch.cuda.is_available()).main_process_first():  # build `smoke` once, not per rank
-        base_path = resolve_base_lm(base_model, params)
+        base_path = resolve_base(base_model, params)
     tokenizer = AutoTokenizer.from_pretrained(str(base_path))
     if template == "chat" and not tokenizer.chat_template:
         raise PolyinstructError(f"{base_path}: tokenizer has no chat template; use --template alpaca or bactrian")
@@ -297,7 +299,8 @@ def _jsonable(config: dict[str, Any]) -> dict[str, Any]:
 
 def train(mix_dir: Path, base_model: str | Path, out: Path, params: Params, *, metrics_dir: Path | None = None,
           max_steps: int | None = None, template: str | None = None, packing: bool | None = None,
-          resume: bool = False, checkpoints: Path | None = None) -> dict[str, Any]:
+          resume: bool = False, checkpoints: Path | None = None,
+          resolve_base: ResolveBase = model_directory) -> dict[str, Any]:
     """Train one adapter; write it (with tokenizer and full config) to `out` and the loss curve and
     throughput to `metrics_dir` (default: `out`). Returns the train metrics. Checkpoints go to
     `checkpoints` (default OUT/checkpoints); with `resume`, a matching run's last checkpoint is resumed."""
@@ -328,7 +331,7 @@ def train(mix_dir: Path, base_model: str | Path, out: Path, params: Params, *, m
         resumed = TrainerState.load_from_json(str(Path(last_checkpoint) / "trainer_state.json"))
         start_step, tokens_before = resumed.global_step, resumed.num_input_tokens_seen
     setup = prepare_training(mix_dir, base_model, out, params, max_steps=max_steps, template=template,
-                             packing=packing, checkpoints=checkpoints)
+                             packing=packing, checkpoints=checkpoints, resolve_base=resolve_base)
     trainer = setup.trainer
     eval_before = trainer.evaluate()["eval_loss"] if setup.n_eval else None
     result = trainer.train(resume_from_checkpoint=last_checkpoint)

@@ -6,13 +6,12 @@ EOS (text templates) or whose assistant turn the chat template closes with EOS (
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any
 
 import polars as pl
 
 from schemas.errors import PolyinstructError
 
-Template = Literal["alpaca", "bactrian", "chat"]
 TEMPLATES: tuple[str, ...] = ("alpaca", "bactrian", "chat")
 
 # Stanford Alpaca (tatsu-lab/stanford_alpaca, train.py PROMPT_DICT), verbatim.

@@ -13,15 +13,12 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from dataset_builder.artifacts import write_json
-from dataset_builder.models import HUB_ID
+from dataset_builder.ingest import embedded_sample_path
+from schemas.artifacts import write_json
 from schemas.errors import PolyinstructError
+from schemas.models import HUB_ID, MANIFEST, SMOKE, TOKENIZER_FILES, read_manifest
 from schemas.params import Params
 
-SMOKE = "smoke"
-MANIFEST = "manifest.json"
-# Files that make a directory a usable tokenizer (fast tokenizer, sentencepiece, or BPE vocab+merges).
-TOKENIZER_FILES: tuple[str, ...] = ("tokenizer.json", "tokenizer.model", "vocab.json", "spiece.model")
 WEIGHT_PATTERNS: tuple[str, ...] = ("*.safetensors", "*.bin")
 
 # Small enough to train a few dozen steps per second on one CPU core, real enough to exercise
@@ -50,22 +47,6 @@ SMOKE_CHAT_TEMPLATE = (
 )
 
 
-def read_manifest(model_dir: Path | str) -> dict[str, Any]:
-    """The model directory's manifest.json, or {} when it has none (a plain HF directory)."""
-    path = Path(model_dir) / MANIFEST
-    if not path.exists():
-        return {}
-    try:
-        return dict(json.loads(path.read_text(encoding="utf-8")))
-    except json.JSONDecodeError as err:
-        raise PolyinstructError(f"{path}:{err.lineno}: not valid JSON ({err.msg}); rebuild the model directory") \
-            from None
-
-
-def is_smoke(model_dir: Path | str) -> bool:
-    return bool(read_manifest(model_dir).get("smoke", False))
-
-
 def _train_tokenizer(corpus: list[str]) -> Any:
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
 
@@ -90,8 +71,6 @@ def _train_tokenizer(corpus: list[str]) -> Any:
 
 
 def _sample_corpus() -> list[str]:
-    from dataset_builder.ingest import embedded_sample_path
-
     records = json.loads(embedded_sample_path().read_text(encoding="utf-8"))
     return [str(r.get(field, "")) for r in records for field in ("instruction", "input", "output") if r.get(field)]
 

@@ -27,10 +27,11 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from dataset_builder.artifacts import write_json
-from dataset_builder.models import HUB_ID, SMOKE_MODEL_PREFIX
-from dataset_builder.models.lm import MANIFEST, read_manifest
+from dataset_builder.ingest import embedded_sample_path
+from schemas.artifacts import write_json
 from schemas.errors import PolyinstructError
+from schemas.languages import nllb_codes
+from schemas.models import HUB_ID, MANIFEST, SMOKE_MODEL_PREFIX, read_manifest
 from schemas.params import Params
 
 SMOKE = "smoke"
@@ -79,14 +80,6 @@ _EOS_GAIN = 2.0  # </s> embedding along that channel: about the norm of an ordin
 _CROSS_GAIN = 20.0  # cross-attention output outweighs the previous token, so the output does not stutter
 
 
-def _file_digest(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def content_digest(directory: Path, names: list[str] | None = None) -> str:
     """sha256 over the names and contents of the top-level files of `directory` (or `names`)."""
     digest = hashlib.sha256()
@@ -95,7 +88,9 @@ def content_digest(directory: Path, names: list[str] | None = None) -> str:
     for name in files:
         path = directory / name
         if path.is_file():
-            digest.update(name.encode() + b"\0" + _file_digest(path).encode() + b"\n")
+            with path.open("rb") as fh:
+                file_sha256 = hashlib.file_digest(fh, "sha256").hexdigest()
+            digest.update(name.encode() + b"\0" + file_sha256.encode() + b"\n")
     return digest.hexdigest()
 
 
@@ -241,9 +236,6 @@ def _smoke_tokenizer() -> Any:
 
     from tokenizers import Tokenizer, models, pre_tokenizers, trainers
     from transformers import NllbTokenizer
-
-    from dataset_builder.ingest import embedded_sample_path
-    from schemas.languages import nllb_codes
 
     records = json.loads(embedded_sample_path().read_text(encoding="utf-8"))
     # Lines, not whole fields: a unit never holds a line break, so the vocabulary needs no "\n" piece.

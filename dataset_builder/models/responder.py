@@ -18,11 +18,11 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from dataset_builder.artifacts import write_json
-from dataset_builder.models import HUB_ID, SMOKE_MODEL_PREFIX
-from dataset_builder.models.lm import MANIFEST, _download, build_smoke_lm, read_manifest, validate_model_dir
+from dataset_builder.models.lm import _download, build_smoke_lm, validate_model_dir
 from dataset_builder.models.nllb import content_digest
+from schemas.artifacts import write_json
 from schemas.errors import PolyinstructError
+from schemas.models import HUB_ID, MANIFEST, SMOKE_MODEL_PREFIX, read_manifest
 from schemas.params import Params
 
 SMOKE = "smoke"

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from dataset_builder.artifacts import write_parquet
 from dataset_builder.ingest import embedded_sample_path
+from schemas.artifacts import write_parquet
 from schemas.records import TRANSLATED_SCHEMA
 
 

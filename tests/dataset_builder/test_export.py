@@ -18,22 +18,15 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 
-from dataset_builder.artifacts import write_parquet
-from dataset_builder.export import (
-    CARD_NAME,
-    EXPORT_COLUMNS,
-    LICENSE_TERMS,
-    OWNED_CARD_KEYS,
-    PIPELINE_SECTIONS,
-    REPO_ID_PLACEHOLDER,
-    ExportResult,
-    combine_licenses,
-    export_dataset,
-    size_category,
-    split_for_id,
-    verify_export,
-)
+from dataset_builder.export.build import export_dataset
+from dataset_builder.export.card import OWNED_CARD_KEYS, PIPELINE_SECTIONS, REPO_ID_PLACEHOLDER, size_category
+from dataset_builder.export.licenses import LICENSE_TERMS, combine_licenses
+from dataset_builder.export.result import ExportResult
+from dataset_builder.export.splits import split_for_id
+from dataset_builder.export.verify import verify_export
+from schemas.artifacts import write_parquet
 from schemas.errors import PolyinstructError
+from schemas.export_layout import CARD_NAME, EXPORT_COLUMNS
 from schemas.params import Params, parse_params
 from schemas.records import TRANSLATED_SCHEMA
 

@@ -10,7 +10,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from dataset_builder.export import CARD_NAME, export_dataset
+from dataset_builder.export.build import export_dataset
+from schemas.export_layout import CARD_NAME
 from schemas.errors import PolyinstructError
 from tests.dataset_builder.test_export import card_meta, demo_params, make_filtered
 

@@ -13,9 +13,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from dataset_builder.artifacts import write_json, write_parquet
-from dataset_builder.export import export_dataset
-from quality.validation import read_filtered
+from dataset_builder.export.build import export_dataset
+from quality.validation.derive import read_filtered
+from schemas.artifacts import write_json, write_parquet
 from schemas.errors import PolyinstructError
 from tests.dataset_builder.test_export import demo_params, make_filtered
 

@@ -7,7 +7,6 @@ import hashlib
 import json
 import logging
 import shutil
-import socket
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,12 +16,15 @@ from huggingface_hub import DatasetCard, HfApi
 from huggingface_hub.errors import EntryNotFoundError
 
 from dataset_builder import hub
-from dataset_builder.export import CARD_NAME, export_dataset
+from dataset_builder.export.build import export_dataset
 from dataset_builder.hub import merge_card, push_export, scrub
 from dataset_builder.lineage import LINEAGE_NAME
 from schemas.errors import PolyinstructError
+from schemas.export_layout import CARD_NAME
 from tests.conftest import run_cli
 from tests.dataset_builder.test_export import demo_params, make_filtered, tree_digest, write_metrics
+
+pytestmark = pytest.mark.usefixtures("no_network")  # tests/conftest.py: the Hub is mocked
 
 PLANTED = "hf_PLANTEDsecret123"
 REPO = "my-org/polyinstruct-demo"
@@ -58,18 +60,6 @@ class FakeHub:
 
     def kwargs(self, name: str) -> dict[str, Any]:
         return next(kw for n, kw in self.calls if n == name)
-
-
-@pytest.fixture(autouse=True)
-def no_network(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    """Any real connection attempt fails the test; the token cache is an empty temp folder."""
-    def refuse(*args: Any, **kwargs: Any) -> None:
-        raise AssertionError(f"network access attempted: {args}")
-
-    monkeypatch.setattr(socket.socket, "connect", refuse)
-    monkeypatch.setattr("huggingface_hub.constants.HF_TOKEN_PATH", str(tmp_path / "no-token-cache" / "token"))
-    for var in ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "HF_OIDC_RESOURCE"):
-        monkeypatch.delenv(var, raising=False)
 
 
 @pytest.fixture()

@@ -11,9 +11,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from dataset_builder.artifacts import write_json, write_parquet
 from dataset_builder.memory_format import FORMAT_FILE, MEMORY_FORMAT, memory_format
 from dataset_builder.translate import TranslationMemory, UnitResult, record_log_prob, translate_file
+from schemas.artifacts import write_json, write_parquet
 from schemas.errors import PolyinstructError
 from schemas.params import Params
 from schemas.records import SOURCE_SCHEMA, TEXT_FIELDS

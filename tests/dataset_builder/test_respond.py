@@ -15,9 +15,9 @@ import pyarrow.parquet as pq
 import pytest
 
 from dataset_builder.generate import LENGTH, STOP
-from dataset_builder.models.lm import read_manifest
 from dataset_builder.models.responder import build_smoke_responder
 from dataset_builder.respond import open_engine, respond_file, system_message
+from schemas.models import read_manifest
 from schemas.params import Params, parse_params
 from tests.conftest import REPO_ROOT, metrics_with_timing, run_cli
 from tests.dataset_builder.respond_helpers import translated_file

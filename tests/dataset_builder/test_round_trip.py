@@ -69,7 +69,8 @@ def test_several_languages_in_one_file_is_one_line(smoke_nllb: Path, tmp_path: P
 
 
 def test_card_shows_the_audit_next_to_bactrian_x(tmp_path: Path) -> None:
-    from dataset_builder.export import card_body, export_dataset
+    from dataset_builder.export.build import export_dataset
+    from dataset_builder.export.card import card_body
     from tests.dataset_builder.test_export import demo_params, make_filtered, write_metrics
 
     filtered = make_filtered(tmp_path)

@@ -11,7 +11,7 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 
-from dataset_builder.export import source_component
+from dataset_builder.export.licenses import source_component
 from dataset_builder.ingest import embedded_sample_path
 from schemas.errors import PolyinstructError
 from schemas.params import parse_params

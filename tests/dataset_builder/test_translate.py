@@ -16,9 +16,9 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 
-from dataset_builder.artifacts import write_parquet
 from dataset_builder.segment import normalise_unit, protected_spans, reassemble, segment
 from dataset_builder.translate import RUN_KEYS, TranslateResult, UnitResult, memory_key, translate_file
+from schemas.artifacts import write_parquet
 from schemas.errors import PolyinstructError
 from schemas.params import Params, parse_params
 from schemas.records import SOURCE_SCHEMA, TEXT_FIELDS, TRANSLATED_SCHEMA

@@ -18,7 +18,7 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 
-from dataset_builder.artifacts import write_parquet
+from schemas.artifacts import write_parquet
 from schemas.records import TRANSLATED_SCHEMA
 from tests.conftest import REPO_ROOT, run_cli
 

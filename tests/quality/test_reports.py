@@ -12,10 +12,10 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
-from dataset_builder.artifacts import write_parquet
 from quality.offline_html import localize_html, localize_site, remote_assets
 from quality.report_rejects import collect_rejects, render_rejects_page
 from quality.vendored_assets import ASSETS_DIR, packages, verify
+from schemas.artifacts import write_parquet
 from schemas.errors import PolyinstructError
 from schemas.records import REJECT_SCHEMA, SOURCE_SCHEMA, TRANSLATED_SCHEMA
 from tests.conftest import REPO_ROOT, run_cli

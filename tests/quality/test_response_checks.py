@@ -11,10 +11,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from dataset_builder.artifacts import write_parquet
 from dataset_builder.ingest import embedded_sample_path
 from quality import response_checks
 from quality.stage import run_filter
+from schemas.artifacts import write_parquet
 from schemas.params import FiltersParams, parse_params
 from schemas.records import RESPONDED_SCHEMA, SOURCE_SCHEMA, TRANSLATED_SCHEMA
 

@@ -197,7 +197,7 @@ def test_cli_runs_the_stage_twice_with_identical_outputs(tmp_path: Path) -> None
     fra = [{"id": f"c-{i}", "instruction": f"Expliquez le sujet numéro {i}.", "input": "",
             "output": f"Le sujet {i} est expliqué ici."} for i in range(4)]
     write_set(tmp_path, source, {"fra_Latn": fra})
-    cli = [sys.executable, "-c", "from dataset_builder.cli import main; main()", "filter",
+    cli = [sys.executable, "-c", "from dataset_builder.cli.app import main; main()", "filter",
            "--source", "source.parquet", "--translated", "translated", "--out", "filtered",
            "--rejects", "rejects/filter.parquet", "--metrics", "metrics/quality.json", "--plots", "plots",
            "--no-lang-id"]  # language ID has its own tests; here it would only load models twice

@@ -14,16 +14,16 @@ import pyarrow as pa
 import pytest
 from typer.testing import CliRunner
 
-from dataset_builder.artifacts import write_parquet
-from quality.validation import (
+from quality.validation.run import validate_dataset
+from quality.validation.suites import (
     BAD_CHARS_REGEX,
     ID_REGEX,
     LANGUAGES_SUITE,
     NOT_BLANK_REGEX,
     ROWS_SUITE,
     SOURCE_SUITE,
-    validate_dataset,
 )
+from schemas.artifacts import write_parquet
 from schemas.errors import PolyinstructError
 from schemas.params import Params, parse_params
 from schemas.records import SOURCE_SCHEMA, TRANSLATED_SCHEMA
@@ -222,7 +222,7 @@ def test_wrong_file_schema_is_reported_not_crashed(tmp_path: Path, params: Param
 
 
 def test_cli_writes_result_and_exits_non_zero(tmp_path: Path) -> None:
-    from dataset_builder.cli import app
+    from dataset_builder.cli.app import app
 
     root = build_dataset(tmp_path, _empty_output)
     params_file = tmp_path / "params.yaml"

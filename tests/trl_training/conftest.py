@@ -11,10 +11,10 @@ from typing import Any
 import pyarrow as pa
 import pytest
 
-from dataset_builder.artifacts import write_parquet
-from dataset_builder.export import EXPORT_SCHEMA, SHARD_NAME
 from dataset_builder.ingest import embedded_sample_path
 from dataset_builder.models.lm import build_smoke_lm
+from schemas.artifacts import write_parquet
+from schemas.export_layout import EXPORT_SCHEMA, SHARD_NAME
 from schemas.languages import resolve
 from schemas.params import MixtureParams, Params, parse_params
 from tests.conftest import SHARED_DATA

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from quality.langid import matches_language
 from schemas.errors import PolyinstructError
 from trl_training.evaluate import completion_nll, evaluate, read_prompt_file
 from trl_training.mixtures import read_export_split
@@ -25,7 +26,8 @@ def report(trained: dict[str, Any], smoke_lm: Path, export_dir: Path, shared_dat
         update={"max_eval_examples": 3, "max_generation_prompts": 3, "max_new_tokens": 8})})
     out = tmp_path_factory.mktemp("eval") / "memorise.json"
     prompts = [shared_data / "hplt-test" / "test_fr.jsonl", shared_data / "hplt-test" / "test_bg.jsonl"]
-    result = evaluate(smoke_lm, trained["adapter"], export_dir, out, params, prompt_files=prompts)
+    result = evaluate(smoke_lm, trained["adapter"], export_dir, out, params, prompt_files=prompts,
+                      language_check=matches_language)
     return {"result": result, "out": out, "params": params}
 
 
@@ -88,9 +90,9 @@ def test_fidelity_judges_human_translations(shared_data: Path) -> None:
     english = read_prompt_file(shared_data / "hplt-test" / "test_en.jsonl")
     lines = (shared_data / "hplt-test" / "test_fr.jsonl").read_text(encoding="utf-8").splitlines()
     assert french.lang == "fra_Latn" and len(french.ids) == sum(1 for line in lines if line.strip())
-    share, judged, _ = fidelity(french.instructions, "fra_Latn", 20)
+    share, judged, _ = fidelity(french.instructions, "fra_Latn", 20, matches_language)
     assert judged > 40 and share is not None and share > 0.95
-    share, _, _ = fidelity(english.instructions, "fra_Latn", 20)
+    share, _, _ = fidelity(english.instructions, "fra_Latn", 20, matches_language)
     assert share is not None and share < 0.05
 
 

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from dataset_builder.judge_backend import open_judge
+from quality.langid import matches_language
 from schemas.errors import PolyinstructError
 from schemas.params import JudgeParams, parse_params
 from trl_training.evaluate import evaluate
@@ -109,11 +110,12 @@ def judged(trained: dict[str, Any], smoke_lm: Path, export_dir: Path,
                        '{"id": "d", "prompt": "Pourquoi le ciel est-il ble', encoding="utf-8")
     backend = open_judge("smoke", params)
     out = root / "eval.json"
-    result = evaluate(smoke_lm, trained["adapter"], export_dir, out, params, prompt_files=[prompts], judge=backend)
+    result = evaluate(smoke_lm, trained["adapter"], export_dir, out, params, prompt_files=[prompts], judge=backend,
+                      language_check=matches_language)
     first = backend.stats()
     again = open_judge("smoke", params)
     evaluate(smoke_lm, trained["adapter"], export_dir, root / "again.json", params, prompt_files=[prompts],
-             judge=again)
+             judge=again, language_check=matches_language)
     return {"result": result, "out": out, "first": first, "again": again.stats()}
 
 

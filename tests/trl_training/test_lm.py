@@ -10,6 +10,7 @@ import pytest
 
 from dataset_builder.models import lm
 from schemas.errors import PolyinstructError
+from schemas.models import is_smoke
 from schemas.params import Params, parse_params
 
 
@@ -21,7 +22,7 @@ def test_smoke_lm_is_deterministic(smoke_lm: Path, tmp_path: Path) -> None:
     assert (other / "model.safetensors").read_bytes() != (smoke_lm / "model.safetensors").read_bytes()
     manifest = json.loads((smoke_lm / "manifest.json").read_text())
     assert manifest["smoke"] is True and manifest["architecture"] == "LlamaForCausalLM"
-    assert lm.is_smoke(smoke_lm)
+    assert is_smoke(smoke_lm)
 
 
 def test_smoke_tokenizer_encodes_every_script(smoke_lm: Path, shared_data: Path) -> None:
@@ -62,7 +63,7 @@ def test_model_dir_without_tokenizer_is_a_clear_error(smoke_lm: Path, tmp_path: 
 def test_prepare_copies_a_directory_and_builds_smoke(smoke_lm: Path, tmp_path: Path) -> None:
     copied = lm.prepare_base_lm(str(smoke_lm), tmp_path / "base_lm", _params(tmp_path))
     assert (copied / "model.safetensors").read_bytes() == (smoke_lm / "model.safetensors").read_bytes()
-    assert lm.is_smoke(copied)  # the source's manifest travels with it
+    assert is_smoke(copied)  # the source's manifest travels with it
     built = lm.prepare_base_lm("smoke", tmp_path / "smoke", _params(tmp_path))
     assert (built / "model.safetensors").read_bytes() == (smoke_lm / "model.safetensors").read_bytes()
     with pytest.raises(PolyinstructError, match="not a directory and not a Hub id"):

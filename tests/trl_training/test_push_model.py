@@ -3,7 +3,6 @@ table, combined license), the dry run offline, and a push with HfApi mocked at t
 
 from __future__ import annotations
 
-import socket
 from pathlib import Path
 from typing import Any
 
@@ -14,19 +13,10 @@ from dataset_builder.hub_model import plan_model_push
 from schemas.errors import PolyinstructError
 from tests.conftest import run_cli
 
+pytestmark = pytest.mark.usefixtures("no_network")  # tests/conftest.py: the Hub is mocked
+
 PLANTED = "hf_PLANTEDsecret123"
 REPO = "my-org/polyinstruct-adapter"
-
-
-@pytest.fixture(autouse=True)
-def no_network(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    def refuse(*args: Any, **kwargs: Any) -> None:
-        raise AssertionError(f"network access attempted: {args}")
-
-    monkeypatch.setattr(socket.socket, "connect", refuse)
-    monkeypatch.setattr("huggingface_hub.constants.HF_TOKEN_PATH", str(tmp_path / "no-token-cache" / "token"))
-    for var in ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "HF_OIDC_RESOURCE"):
-        monkeypatch.delenv(var, raising=False)
 
 
 @pytest.fixture()

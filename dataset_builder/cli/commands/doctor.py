@@ -1,5 +1,5 @@
 """CLI command `doctor`: what this machine can run (versions, GPUs, a real translation and training step).
-See dataset_builder/commands/__init__.py for the conventions."""
+See dataset_builder/cli/commands/__init__.py for the conventions."""
 
 # No `from __future__ import annotations`: typer evaluates the option annotations at registration.
 import json
@@ -7,6 +7,8 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+
+from dataset_builder.doctor import run_doctor
 
 
 def register(app: typer.Typer, model_app: typer.Typer) -> None:
@@ -21,8 +23,6 @@ def register(app: typer.Typer, model_app: typer.Typer) -> None:
     ) -> None:
         """Check the machine before a long run: versions, CUDA devices (torch and CTranslate2), bf16, a real
         smoke translation per GPU and one training step. Exit 1 when a check fails; no GPU is not a failure."""
-        from dataset_builder.doctor import run_doctor
-
         report = run_doctor(translate=translate, train=train)
         typer.echo(f"python {report.python}")
         typer.echo("packages: " + ", ".join(f"{k} {v or 'not installed'}" for k, v in report.packages.items()))

@@ -1,13 +1,16 @@
 """CLI commands of this area: `validate` (the Great Expectations suite over data/filtered, with Data Docs).
-See dataset_builder/commands/__init__.py for the conventions."""
+See dataset_builder/cli/commands/__init__.py for the conventions."""
 
-# No `from __future__ import annotations`: typer evaluates the option annotations, and ParamsOption is
-# imported inside register() (the CLI module imports this one).
+# No `from __future__ import annotations`: typer evaluates the option annotations at registration.
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
+from dataset_builder.cli.options import ParamsOption, get_params
+from quality.validation.report import failure_message
+from quality.validation.run import validate_dataset
+from schemas.artifacts import write_json
 from schemas.errors import PolyinstructError
 from schemas.outputs import ensure_writable
 from schemas.timings import write_timing
@@ -33,8 +36,7 @@ def _where(failure: dict[str, Any]) -> str:
     if failure["lang"]:
         return failure["lang"]
     observed = failure["observed"]
-    sampled = next((v for k, v in observed.items() if k.startswith("languages_in_first_")), None) \
-        if isinstance(observed, dict) else None
+    sampled = observed.get("listed_languages") if isinstance(observed, dict) else None
     return ", ".join(sampled[:3]) + (", …" if len(sampled) > 3 else "") if sampled else "-"
 
 
@@ -62,7 +64,6 @@ def print_failures(summary: dict[str, Any], docs_index: Path | str) -> None:
 
 def register(app: typer.Typer, model_app: typer.Typer) -> None:
     """Add this area's commands to the CLI."""
-    from dataset_builder.cli import ParamsOption, get_params
 
     @app.command("validate")
     def validate(
@@ -74,9 +75,6 @@ def register(app: typer.Typer, model_app: typer.Typer) -> None:
         params_path: ParamsOption = None,
     ) -> None:
         """Validate data/filtered with the Great Expectations suite; build Data Docs; fail if it breaks."""
-        from dataset_builder.artifacts import write_json
-        from quality.validation import failure_message, validate_dataset
-
         params = get_params(params_path)
         ensure_writable(result, folders=(docs,))
         outcome = validate_dataset(in_dir, source, docs, params)

@@ -1,31 +1,28 @@
 """CLI commands of this area: `export` (Hub-layout folder + dataset card) and `push` (upload to the Hub).
-See dataset_builder/commands/__init__.py for the conventions."""
+See dataset_builder/cli/commands/__init__.py for the conventions."""
 
-# No `from __future__ import annotations`: typer evaluates the option annotations, and ParamsOption is
-# imported inside register() (the CLI module imports this one).
+# No `from __future__ import annotations`: typer evaluates the option annotations at registration.
 from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.filesize import decimal
 
+from dataset_builder.cli.commands.push_model import push_model
+from dataset_builder.cli.options import ParamsOption, get_params
+from dataset_builder.export.build import export_dataset
+from dataset_builder.hub import push_export
+from dataset_builder.lineage import check_lineage
 from schemas.errors import PolyinstructError
 from schemas.outputs import ensure_writable
+from schemas.params import parse_params
 
 DEFAULT_QUALITY = Path("metrics/quality.json")
 
 
-def _human(n_bytes: int) -> str:
-    size = float(n_bytes)
-    for unit in ("B", "kB", "MB", "GB"):
-        if size < 1000 or unit == "GB":
-            return f"{size:,.0f} {unit}" if unit == "B" else f"{size:,.1f} {unit}"
-        size /= 1000
-    return f"{size:,.1f} GB"
-
 
 def register(app: typer.Typer, model_app: typer.Typer) -> None:
     """Add this area's commands to the CLI."""
-    from dataset_builder.cli import ParamsOption, get_params
 
     @app.command("export")
     def export(
@@ -43,9 +40,6 @@ def register(app: typer.Typer, model_app: typer.Typer) -> None:
         params_path: ParamsOption = None,
     ) -> None:
         """Write the Hugging Face dataset layout: one config per language, train/validation/test, README card."""
-        from dataset_builder.export import export_dataset
-        from schemas.params import parse_params
-
         params = get_params(params_path)
         overrides = {k: v for k, v in {"seed": seed, "max_shard_mb": max_shard_mb}.items() if v is not None}
         if overrides:
@@ -90,11 +84,8 @@ def register(app: typer.Typer, model_app: typer.Typer) -> None:
     ) -> None:
         """Upload an export folder (or, with --kind model, a LoRA adapter) to the Hugging Face Hub (token:
         HF_TOKEN or `hf auth login`)."""
-        from dataset_builder.hub import push_export
-
         get_params(params_path)  # a broken params.yaml fails here, as for every command
         if kind != "dataset":
-            from dataset_builder.commands.push_model import push_model
 
             push_model(export_dir, repo_id, kind=kind, private=private, dry_run=dry_run, data_card=data_card,
                        eval_table=eval_table, base_license=base_license)
@@ -106,7 +97,7 @@ def register(app: typer.Typer, model_app: typer.Typer) -> None:
         typer.echo(f"push: {export_dir} passed the round trip: {len(verified['configs'])} configs,"
                    f" {verified['rows']} rows (default config {verified['default']})")
         if dry_run:
-            typer.echo(f"push (dry run, nothing sent): {len(plan.files)} files, {_human(plan.total_bytes)}")
+            typer.echo(f"push (dry run, nothing sent): {len(plan.files)} files, {decimal(plan.total_bytes)}")
             for rel, size in plan.files:
                 typer.echo(f"  {size:>14,d}  {rel}")
             typer.echo("push (dry run): would call, in order:")
@@ -118,7 +109,7 @@ def register(app: typer.Typer, model_app: typer.Typer) -> None:
             typer.echo("push (dry run): card (the Hub card's fields we do not own would be kept):")
             typer.echo(plan.card)
             return
-        typer.echo(f"push: uploaded {len(plan.files)} files ({_human(plan.total_bytes)}) with {result.method}"
+        typer.echo(f"push: uploaded {len(plan.files)} files ({decimal(plan.total_bytes)}) with {result.method}"
                    f" -> {result.url}")
         typer.echo(f"push: commit message: {plan.commit_message()}")
         if result.tag:
@@ -130,8 +121,6 @@ def register(app: typer.Typer, model_app: typer.Typer) -> None:
             "data/export"),
     ) -> None:
         """Show what made an export (lineage.json) and check it against this checkout's dvc.lock."""
-        from dataset_builder.lineage import check_lineage
-
         matches, recorded, now = check_lineage(export_dir, Path.cwd())
         git = recorded["git"]
         state = "unknown" if git["commit"] is None else ("dirty" if git["dirty"] else "clean")

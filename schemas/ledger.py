@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from dataset_builder.artifacts import write_parquet
+from schemas.artifacts import write_parquet
 from schemas.errors import ConservationError, PolyinstructError
 from schemas.records import REJECT_SCHEMA
 

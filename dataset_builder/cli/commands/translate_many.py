@@ -1,12 +1,13 @@
 """CLI command `translate-many`: several target languages in one process (dataset_builder.translate_many).
-See dataset_builder/commands/__init__.py for the conventions. No `from __future__ import annotations`
-here: typer reads the option annotations at runtime, and ParamsOption is local to `register`."""
+See dataset_builder/cli/commands/__init__.py for the conventions. No `from __future__ import annotations`
+here: typer reads the option annotations at runtime."""
 
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
+from dataset_builder.cli.options import ParamsOption, get_params
 from dataset_builder.models.nllb import resolve_translation_model
 from dataset_builder.translate_many import language_paths, target_languages, translate_languages
 from schemas.errors import PolyinstructError
@@ -27,8 +28,6 @@ def _languages(langs: str, group: str, params: Params) -> list[str]:
 
 def register(app: typer.Typer, model_app: typer.Typer) -> None:
     """Add this area's commands to the CLI."""
-    from dataset_builder.cli import ParamsOption, get_params  # cli is loaded by now; no import cycle
-
     @app.command("translate-many")
     def translate_many(
         source: Annotated[Path, typer.Option("--in", help="source records (data/source.parquet)")] = Path(

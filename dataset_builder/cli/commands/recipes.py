@@ -1,11 +1,14 @@
 """CLI command `recipe`: write one of the papers' presets (recipes/*.yaml) as params.yaml.
-See dataset_builder/commands/__init__.py for the conventions."""
+See dataset_builder/cli/commands/__init__.py for the conventions."""
 
 # No `from __future__ import annotations`: typer evaluates the option annotations at registration.
 from pathlib import Path
 from typing import Annotated
 
 import typer
+
+from dataset_builder.recipes import write_recipe
+from schemas.params import load_params
 
 
 def register(app: typer.Typer, model_app: typer.Typer) -> None:
@@ -21,9 +24,6 @@ def register(app: typer.Typer, model_app: typer.Typer) -> None:
         limit: Annotated[int, typer.Option(help="--smoke: records to ingest")] = 20,
     ) -> None:
         """Write a paper's recipe as a complete params file for a real run (or its smoke version)."""
-        from dataset_builder.recipes import write_recipe
-        from schemas.params import load_params
-
         path = write_recipe(name, out, force=force, smoke=smoke, limit=limit)
         params = load_params(path)
         kind = "smoke version of " if smoke else ""

@@ -1,4 +1,4 @@
-"""CLI commands of this area; see dataset_builder/commands/__init__.py for the conventions.
+"""CLI commands of this area; see dataset_builder/cli/commands/__init__.py for the conventions.
 
 `compare` puts every mixture's evaluation side by side (and DVC plot CSVs); `benchmark` runs
 lm-evaluation-harness tasks on the base model and on base + adapter."""
@@ -9,10 +9,16 @@ from typing import Annotated
 
 import typer
 
+from dataset_builder.cli.options import ParamsOption, get_params
+from dataset_builder.models.lm import resolve_base_lm
+from schemas.artifacts import write_json
+from schemas.models import is_smoke
+from trl_training.benchmark import benchmark as run_benchmark
+from trl_training.compare import compare as run_compare
+
 
 def register(app: typer.Typer, model_app: typer.Typer) -> None:
     """Add this area's commands to the CLI."""
-    from dataset_builder.cli import ParamsOption, get_params
 
     @app.command("compare")
     def compare(
@@ -26,8 +32,6 @@ def register(app: typer.Typer, model_app: typer.Typer) -> None:
             help="directory of `polyinstruct benchmark` JSONs named by mixture (optional)")] = None,
     ) -> None:
         """One table per language of every mixture and the base: loss, fidelity, judge, benchmarks, budget."""
-        from trl_training.compare import compare as run_compare
-
         data = run_compare(eval_dir, out, plots, mixes, benchmarks)
         typer.echo(f"compare: {len(data['mixtures'])} mixture(s), {len({r['lang'] for r in data['rows']})}"
                    f" language(s) -> {out}")
@@ -50,10 +54,6 @@ def register(app: typer.Typer, model_app: typer.Typer) -> None:
         params_path: ParamsOption = None,
     ) -> None:
         """Zero-shot benchmarks through lm-evaluation-harness: accuracy per task and language, base vs adapter."""
-        from dataset_builder.artifacts import write_json
-        from dataset_builder.models.lm import is_smoke, resolve_base_lm
-        from trl_training.benchmark import benchmark as run_benchmark
-
         params = get_params(params_path)
         settings = params.evaluate
         if from_params and not settings.benchmarks:  # opt-in: their data comes from the Hub

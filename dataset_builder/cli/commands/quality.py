@@ -1,5 +1,5 @@
 """CLI commands of this area: `filter` (dedup + quality filters + rejects ledger).
-See dataset_builder/commands/__init__.py for the conventions."""
+See dataset_builder/cli/commands/__init__.py for the conventions."""
 
 # No `from __future__ import annotations`: typer evaluates the option annotations at registration.
 from pathlib import Path
@@ -7,12 +7,14 @@ from typing import Annotated
 
 import typer
 
+from dataset_builder.cli.options import ParamsOption, get_params
+from quality.stage import run_filter
 from schemas.outputs import ensure_writable
+from schemas.params import parse_params
 
 
 def register(app: typer.Typer, model_app: typer.Typer) -> None:
     """Add this area's commands to the CLI."""
-    from dataset_builder.cli import ParamsOption, get_params
 
     @app.command("filter")
     def filter_command(
@@ -35,9 +37,6 @@ def register(app: typer.Typer, model_app: typer.Typer) -> None:
         params_path: ParamsOption = None,
     ) -> None:
         """Deduplicate and filter the translated data; every dropped row goes to the rejects table."""
-        from quality.stage import run_filter
-        from schemas.params import parse_params
-
         params = get_params(params_path)
         raw = params.model_dump()
         if alignment is not None:

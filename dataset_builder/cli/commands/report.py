@@ -1,5 +1,5 @@
 """CLI commands of this area: `report` (reports/index.html and the pages it links, readable offline).
-See dataset_builder/commands/__init__.py for the conventions."""
+See dataset_builder/cli/commands/__init__.py for the conventions."""
 
 # No `from __future__ import annotations`: typer evaluates the option annotations at registration.
 from pathlib import Path
@@ -7,10 +7,12 @@ from typing import Annotated
 
 import typer
 
+from dataset_builder.cli.options import ParamsOption, get_params
+from quality.report_build import build_reports
+
 
 def register(app: typer.Typer, model_app: typer.Typer) -> None:
     """Add this area's commands to the CLI."""
-    from dataset_builder.cli import ParamsOption, get_params
 
     @app.command("report")
     def report(
@@ -29,8 +31,6 @@ def register(app: typer.Typer, model_app: typer.Typer) -> None:
     ) -> None:
         """Write reports/index.html linking the Data Docs, the rejects report and the DVC plots; no page
         loads anything from the network."""
-        from quality.report_build import build_reports
-
         params = get_params(params_path).report
         result = build_reports(out, validation=validation, quality=quality, eval_dir=eval_dir, rejects=rejects,
                                translated=translated, source=source, docs=docs, examples=params.examples,

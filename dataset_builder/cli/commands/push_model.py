@@ -1,4 +1,4 @@
-"""`polyinstruct push --kind model`: the adapter half of the push command (dataset_builder/commands/export.py
+"""`polyinstruct push --kind model`: the adapter half of the push command (dataset_builder/cli/commands/export.py
 holds the command itself)."""
 
 from __future__ import annotations

@@ -1,19 +1,23 @@
 """CLI commands of the translation area: `translate`, `model convert`, `model smoke-nllb`.
-See dataset_builder/commands/__init__.py for the conventions. No `from __future__ import annotations`
-here: typer reads the option annotations at runtime, and ParamsOption is local to `register`."""
+See dataset_builder/cli/commands/__init__.py for the conventions. No `from __future__ import annotations`
+here: typer reads the option annotations at runtime."""
 
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from schemas.errors import PolyinstructError
+from dataset_builder.cli.options import ParamsOption, get_params, target_language
+from dataset_builder.models.nllb import build_smoke_nllb, convert_model, resolve_translation_model
+from dataset_builder.translate import translate_file
+from schemas.languages import resolution_note
+from schemas.models import read_manifest
 from schemas.outputs import ensure_writable
+from schemas.params import parse_params
 
 
 def register(app: typer.Typer, model_app: typer.Typer) -> None:
     """Add this area's commands to the CLI."""
-    from dataset_builder.cli import ParamsOption, get_params  # cli is loaded by now; no import cycle
 
     @app.command("translate")
     def translate(
@@ -42,14 +46,7 @@ def register(app: typer.Typer, model_app: typer.Typer) -> None:
         params_path: ParamsOption = None,
     ) -> None:
         """Translate every record into one language (NLLB-200 on CTranslate2), resumably."""
-        from dataset_builder.models.nllb import resolve_translation_model
-        from dataset_builder.translate import translate_file
-        from schemas.languages import resolution_note, resolve
-        from schemas.params import parse_params
-
-        if not lang:
-            raise PolyinstructError("--lang is required, e.g. --lang fra_Latn")
-        target = resolve(lang).flores
+        target = target_language(lang)
         note = resolution_note(lang)
         if note:
             typer.echo(f"translate: note: {note}", err=True)
@@ -85,9 +82,6 @@ def register(app: typer.Typer, model_app: typer.Typer) -> None:
             help="int8|int8_float16|int8_float32|int8_bfloat16|int16|float16|bfloat16|float32")] = "int8",
     ) -> None:
         """Convert an NLLB model to CTranslate2, keeping its tokenizer, with a manifest."""
-        from dataset_builder.models.lm import read_manifest
-        from dataset_builder.models.nllb import convert_model
-
         convert_model(id_or_dir, out, quantization)
         typer.echo(f"converted {id_or_dir} -> {out} ({quantization}); fingerprint {read_manifest(out)['fingerprint']}")
 
@@ -97,9 +91,6 @@ def register(app: typer.Typer, model_app: typer.Typer) -> None:
         seed: Annotated[int, typer.Option(help="random seed; same seed, same files")] = 0,
     ) -> None:
         """Build the tiny random-weight NLLB smoke model (CTranslate2 + tokenizer + HF copy in hf/)."""
-        from dataset_builder.models.lm import read_manifest
-        from dataset_builder.models.nllb import build_smoke_nllb
-
         build_smoke_nllb(out, seed)
         typer.echo(f"smoke NLLB model -> {out}; fingerprint {read_manifest(out)['fingerprint']}"
                    " (random weights: its translations are gibberish)")

@@ -1,22 +1,29 @@
-"""CLI commands of this area; see dataset_builder/commands/__init__.py for the conventions.
+"""CLI commands of this area; see dataset_builder/cli/commands/__init__.py for the conventions.
 
 `mix` builds a training mixture from the export, `train` a LoRA adapter on it (TRL SFTTrainer),
 `evaluate` compares adapter and base model; `model smoke-lm` builds the tiny random base LM."""
 
-# No `from __future__ import annotations`: typer evaluates the option annotations, and ParamsOption is
-# imported inside register() (the CLI module imports this one).
+# No `from __future__ import annotations`: typer evaluates the option annotations at registration.
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
+from dataset_builder.cli.options import ParamsOption, get_params
+from dataset_builder.judge_backend import open_judge
+from dataset_builder.models.lm import build_smoke_lm, resolve_base_lm
+from quality.langid import matches_language
 from schemas.errors import PolyinstructError
+from schemas.models import read_manifest
 from schemas.outputs import ensure_writable
+from schemas.params import parse_params
+from trl_training.evaluate import evaluate as run_evaluate
+from trl_training.mixtures import build_mixture, find_mixture
+from trl_training.sft import train as run_train
 
 
 def register(app: typer.Typer, model_app: typer.Typer) -> None:
     """Add this area's commands to the CLI."""
-    from dataset_builder.cli import ParamsOption, get_params
 
     @app.command("mix")
     def mix(
@@ -39,9 +46,6 @@ def register(app: typer.Typer, model_app: typer.Typer) -> None:
         params_path: ParamsOption = None,
     ) -> None:
         """Build a training mixture (train + validation from the export's splits; test is never used)."""
-        from schemas.params import parse_params
-        from trl_training.mixtures import build_mixture, find_mixture
-
         params = get_params(params_path)
         if (mixture is None) == (recipe is None):
             raise PolyinstructError("give --mixture NAME (from params.yaml) or --recipe RECIPE, exactly one")
@@ -85,12 +89,10 @@ def register(app: typer.Typer, model_app: typer.Typer) -> None:
         params_path: ParamsOption = None,
     ) -> None:
         """Train a LoRA adapter on a mixture with TRL's SFTTrainer (loss on responses only)."""
-        from trl_training.sft import train as run_train
-
         ensure_writable(folders=(out, metrics))
         result = run_train(mix_dir, base_model, out, get_params(params_path), metrics_dir=metrics,
                            max_steps=max_steps, template=template, packing=packing, resume=resume,
-                           checkpoints=checkpoints)
+                           checkpoints=checkpoints, resolve_base=resolve_base_lm)
         from accelerate import PartialState
 
         if not PartialState().is_main_process:  # under accelerate launch / torchrun: one line, not one per rank
@@ -120,15 +122,13 @@ def register(app: typer.Typer, model_app: typer.Typer) -> None:
     ) -> None:
         """Held-out loss/perplexity per language (base vs adapter), language fidelity of generations, and
         with a judge their judged scores and the adapter's win-rate over the base."""
-        from dataset_builder.judge_backend import open_judge
-        from trl_training.evaluate import evaluate as run_evaluate
-
         ensure_writable(out)
         params = get_params(params_path)
         judge_model = judge or params.evaluate.judge.model
         backend = open_judge(judge_model, params) if judge_model else None
         files = [*(prompts or []), *(more_prompts or [])]
-        result = run_evaluate(base_model, adapter, data, out, params, prompt_files=files, judge=backend)
+        result = run_evaluate(base_model, adapter, data, out, params, prompt_files=files, judge=backend,
+                              language_check=matches_language, resolve_base=resolve_base_lm)
         for q in result["quarantined"]:
             typer.echo(f"warning: {q['file']}:{q['line']}: quarantined ({q['reason']})", err=True)
         overall = result["overall"]
@@ -146,8 +146,6 @@ def register(app: typer.Typer, model_app: typer.Typer) -> None:
         params_path: ParamsOption = None,
     ) -> None:
         """Build the tiny random-weight Llama base LM with a byte-level BPE tokenizer (for demos/tests)."""
-        from dataset_builder.models.lm import build_smoke_lm, read_manifest
-
         params = get_params(params_path)
         path = build_smoke_lm(out, params.models.smoke_seed if seed is None else seed)
         manifest = read_manifest(path)

@@ -1,5 +1,5 @@
 """CLI command of the generate recipe: `respond` (Bactrian-X: outputs generated in each language).
-See dataset_builder/commands/__init__.py for the conventions."""
+See dataset_builder/cli/commands/__init__.py for the conventions."""
 
 # No `from __future__ import annotations`: typer evaluates the option annotations at registration.
 from pathlib import Path
@@ -7,12 +7,13 @@ from typing import Annotated
 
 import typer
 
-from schemas.errors import PolyinstructError
+from dataset_builder.cli.options import ParamsOption, get_params, target_language
+from dataset_builder.respond import open_engine, respond_file
+from schemas.params import parse_params
 
 
 def register(app: typer.Typer, model_app: typer.Typer) -> None:
     """Add this area's commands to the CLI."""
-    from dataset_builder.cli import ParamsOption, get_params
 
     @app.command("respond")
     def respond(
@@ -29,13 +30,7 @@ def register(app: typer.Typer, model_app: typer.Typer) -> None:
         params_path: ParamsOption = None,
     ) -> None:
         """Generate each record's output in its language with a local LLM (CTranslate2), resumably."""
-        from dataset_builder.respond import open_engine, respond_file
-        from schemas.languages import resolve
-        from schemas.params import parse_params
-
-        if not lang:
-            raise PolyinstructError("--lang is required, e.g. --lang fra_Latn")
-        target = resolve(lang).flores
+        target = target_language(lang)
         params = get_params(params_path)
         if backend is not None:
             merged = params.model_dump()

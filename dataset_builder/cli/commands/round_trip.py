@@ -6,12 +6,13 @@ from typing import Annotated
 
 import typer
 
-from schemas.errors import PolyinstructError
+from dataset_builder.cli.options import ParamsOption, get_params, target_language
+from dataset_builder.models.nllb import resolve_translation_model
+from dataset_builder.round_trip import round_trip_file
 
 
 def register(app: typer.Typer, model_app: typer.Typer) -> None:
     """Add this area's commands to the CLI."""
-    from dataset_builder.cli import ParamsOption, get_params  # cli is loaded by now; no import cycle
 
     @app.command("round-trip")
     def round_trip(
@@ -26,13 +27,7 @@ def register(app: typer.Typer, model_app: typer.Typer) -> None:
         params_path: ParamsOption = None,
     ) -> None:
         """Back-translate a sample of one language into the source language, for the round-trip audit."""
-        from dataset_builder.models.nllb import resolve_translation_model
-        from dataset_builder.round_trip import round_trip_file
-        from schemas.languages import resolve
-
-        if not lang:
-            raise PolyinstructError("--lang is required, e.g. --lang fra_Latn")
-        target = resolve(lang).flores
+        target = target_language(lang)
         params = get_params(params_path)
         model_dir = resolve_translation_model(model or params.models.translation, params)
         result = round_trip_file(

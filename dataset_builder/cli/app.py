@@ -1,4 +1,5 @@
-"""The one CLI, `polyinstruct`. DVC stages are thin calls of these commands."""
+"""The one CLI, `polyinstruct`: the app, its small commands, and the command modules of each area
+(dataset_builder/cli/commands/). DVC stages are thin calls of these commands."""
 
 from __future__ import annotations
 
@@ -10,9 +11,30 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from dataset_builder.cli.commands import (
+    doctor,
+    evaluation,
+    export,
+    quality,
+    recipes,
+    report,
+    respond,
+    round_trip,
+    training,
+    translate,
+    translate_many,
+    validation,
+)
+from dataset_builder.cli.options import ParamsOption, get_params
+from dataset_builder.ingest import ingest as run_ingest
+from dataset_builder.models.lm import prepare_base_lm
+from dataset_builder.models.nllb import prepare_translation_model
+from dataset_builder.models.responder import prepare_responder
+from dataset_builder.sources import ingest_sources
 from schemas.errors import PolyinstructError
+from schemas.languages import language_set
 from schemas.outputs import ensure_writable
-from schemas.params import Params, load_params
+from schemas.params import parse_params
 
 app = typer.Typer(
     name="polyinstruct",
@@ -24,25 +46,11 @@ app = typer.Typer(
 model_app = typer.Typer(help="Build, convert and inspect models.", no_args_is_help=True)
 app.add_typer(model_app, name="model")
 
-ParamsOption = Annotated[
-    Path | None, typer.Option("--params", help="params.yaml to read; default ./params.yaml if present")
-]
-
-
-def get_params(path: Path | None) -> Params:
-    """Params from --params, else ./params.yaml when present, else the built-in defaults."""
-    if path is None:
-        return load_params("params.yaml") if Path("params.yaml").exists() else Params()
-    return load_params(path)
-
-
 @app.command()
 def languages(
     set_name: Annotated[str, typer.Option("--set", help="bactrian-x, chen2024 or demo")] = "bactrian-x",
 ) -> None:
     """Print a language set as a table of codes."""
-    from schemas.languages import language_set
-
     langs = language_set(set_name)
     table = Table(title=f"{set_name}: {len(langs)} languages")
     for col in ("FLORES-200", "ISO 639-1", "mBART-50", "name", "script"):
@@ -66,24 +74,21 @@ def ingest(
     params_path: ParamsOption = None,
 ) -> None:
     """Read English instruction data into data/source.parquet; bad records go to the rejects table."""
-    from dataset_builder.ingest import ingest as run_ingest
-    from dataset_builder.sources import ingest_sources
-
-    data = get_params(params_path).data
+    params = get_params(params_path)
+    data = params.data
     overrides: dict[str, object] = {"source": source, "format": fmt, "limit": limit, "sample": sample, "seed": seed}
     if column:
         bad = [c for c in column if "=" not in c]
         if bad:
             raise PolyinstructError(f"--map {bad[0]}: expected FIELD=COLUMN, e.g. --map output=response")
         overrides["column_map"] = dict(c.split("=", 1) for c in column)
-    from schemas.params import parse_params
-
     merged = data.model_dump(exclude_unset=True) | {k: v for k, v in overrides.items() if v is not None}
     if source is not None:  # --in replaces data.sources too
         merged.pop("sources", None)
     data = parse_params({"data": merged}, "command line").data
     ensure_writable(out, rejects, metrics)
-    result = (ingest_sources if data.sources else run_ingest)(data, out, rejects, metrics)
+    result = (ingest_sources if data.sources else run_ingest)(data, out, rejects, metrics,
+                                                             source_lang=params.languages.source)
     reasons = ", ".join(f"{k}={v}" for k, v in result.by_reason.items()) or "none"
     typer.echo(f"ingest: kept {result.kept}, rejected {result.rejected} ({reasons}) -> {out}")
 
@@ -98,10 +103,6 @@ def model_prepare(
     params_path: ParamsOption = None,
 ) -> None:
     """Make the models params.yaml names ready: smoke models are built, Hub models downloaded and converted."""
-    from dataset_builder.models.lm import prepare_base_lm
-    from dataset_builder.models.nllb import prepare_translation_model
-    from dataset_builder.models.responder import prepare_responder
-
     params = get_params(params_path)
     for kind, spec, out, prepare in (
         ("translation", params.models.translation, translation_out, prepare_translation_model),
@@ -113,29 +114,10 @@ def model_prepare(
         typer.echo(f"model prepare: {kind} '{spec}' -> {out}{note}")
 
 
-def _register_areas() -> None:
-    from dataset_builder.commands import (
-        doctor,
-        evaluation,
-        export,
-        quality,
-        recipes,
-        report,
-        respond,
-        round_trip,
-        training,
-        translate,
-        translate_many,
-        validation,
-    )
-
-    areas = (translate, translate_many, round_trip, respond, quality, validation, export, training, evaluation,
-             report, doctor, recipes)
-    for area in areas:
-        area.register(app, model_app)
-
-
-_register_areas()
+AREAS = (translate, translate_many, round_trip, respond, quality, validation, export, training, evaluation,
+         report, doctor, recipes)
+for area in AREAS:
+    area.register(app, model_app)
 
 
 def main() -> None:
