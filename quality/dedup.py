@@ -74,15 +74,21 @@ class NearDuplicates:
                          "similarity": pa.array(self.similarity, pa.float64())})
 
 
-def _digests_and_flags(values: np.ndarray, offsets: np.ndarray, threshold: float, num_perm: int,
-                       bands: int) -> tuple[np.ndarray, np.ndarray]:
-    """Every row's MinHash signature, computed once, and whether it shares an LSH band with another row:
-    both in rensa (Rust), from flat shingle-hash buffers."""
+def _flag_candidates(values: np.ndarray, offsets: np.ndarray, threshold: float, num_perm: int,
+                     bands: int) -> np.ndarray:
+    """Rows sharing at least one LSH band with another row, all in rensa (Rust)."""
     import rensa
 
     matrix = rensa.RMinHash.digest_matrix_from_flat_token_hashes(values, offsets, num_perm, SEED)
-    flags = rensa.RMinHashLSH(threshold, num_perm, bands).insert_matrix_and_query_duplicate_flags(matrix)
-    return np.asarray(matrix.to_rows(), dtype=np.uint32).reshape(-1, num_perm), np.asarray(flags, dtype=bool)
+    lsh = rensa.RMinHashLSH(threshold, num_perm, bands)
+    return np.asarray(lsh.insert_matrix_and_query_duplicate_flags(matrix), dtype=bool)
+
+
+def _digest_rows(values: np.ndarray, offsets: np.ndarray, num_perm: int) -> np.ndarray:
+    import rensa
+
+    matrix = rensa.RMinHash.digest_matrix_from_flat_token_hashes(values, offsets, num_perm, SEED)
+    return np.asarray(matrix.to_rows(), dtype=np.uint32).reshape(-1, num_perm)
 
 
 def _band_pairs(signatures: np.ndarray, bands: int) -> np.ndarray:
@@ -122,10 +128,10 @@ def near_duplicates(con: duckdb.DuckDBPyConnection, table: str, threshold: float
                     shingle: int, on_language: Callable[[str, int], None] | None = None) -> NearDuplicates:
     """Near duplicates among the rows of `table` (needs rid, lang, id, token_hashes), per language.
 
-    rensa computes every MinHash signature once and the LSH flags in bulk from flat shingle-hash buffers;
-    among the flagged rows, band collisions give candidate pairs that are kept when the signatures agree on
-    >= threshold of the permutations; scipy's connected components make the clusters. Each cluster keeps
-    its lowest id."""
+    rensa computes the MinHash signatures and LSH flags in bulk from flat shingle-hash buffers; among the
+    flagged rows (their signatures read back), band collisions give candidate pairs that are kept when the
+    signatures agree on >= threshold of the permutations; scipy's connected components make the clusters.
+    Each cluster keeps its lowest id."""
     bands = lsh_bands(threshold, num_perm)
     found_rids: list[np.ndarray] = []
     found_kept: list[str] = []
@@ -143,14 +149,16 @@ def near_duplicates(con: duckdb.DuckDBPyConnection, table: str, threshold: float
         values = np.asarray(shingles.values.to_numpy(zero_copy_only=False), dtype=np.uint64)
         offsets = np.asarray(shingles.offsets.to_numpy(), dtype=np.uint64)
         offsets = offsets - offsets[0]
-        digests, flags = _digests_and_flags(values, offsets, threshold, num_perm, bands)
-        flagged = np.flatnonzero(flags)
+        flagged = np.flatnonzero(_flag_candidates(values, offsets, threshold, num_perm, bands))
         candidates += len(flagged)
         if len(flagged) < 2:
             continue
-        # rensa's LSH says which rows share a band; the pairs among them come from the same bands of the same
-        # digests here (rensa's pair query takes one RMinHash object per row).
-        signatures = digests[flagged]
+        # rensa hands digests back only as Python lists (to_rows): digesting the few flagged rows again beats reading
+        # every row's back (near dedup 3.9 s against 8.4 s on 204K rows, bench_quality). The pairs among them come
+        # from the same bands here (rensa's pair query takes one RMinHash object per row).
+        sub_values = np.concatenate([values[offsets[i]:offsets[i + 1]] for i in flagged])
+        sub_offsets = np.r_[0, np.cumsum(offsets[flagged + 1] - offsets[flagged])].astype(np.uint64)
+        signatures = _digest_rows(sub_values, sub_offsets, num_perm)
         pairs = _band_pairs(signatures, bands)
         pairs_checked += len(pairs)
         if not len(pairs):
