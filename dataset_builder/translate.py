@@ -41,14 +41,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from schemas.artifacts import parquet_rows, read_table, write_json, write_parquet
 from dataset_builder.backends import LocalBackend, get_backend, run_pending
 from dataset_builder.devices import cpu_threads, length_batches
-from schemas.ledger import check_conservation, refuse_empty_output, rejects_table, write_rejects
 from dataset_builder.memory import ShardMemory, pending_order
 from dataset_builder.memory_format import ensure_current, stamp
 from dataset_builder.models.nllb import load_tokenizer, model_fingerprint
-from schemas.progress import progress_bar
 from dataset_builder.segment import (
     Piece,
     Segmented,
@@ -61,9 +58,12 @@ from dataset_builder.segment import (
 )
 from dataset_builder.shard_work import DriverEngineCache, Prebuilt, RayOptions, ShardBackend
 from schemas import language_bound
+from schemas.artifacts import parquet_rows, read_table, write_json, write_parquet
 from schemas.errors import PolyinstructError
 from schemas.languages import nllb_codes, resolve
+from schemas.ledger import check_conservation, refuse_empty_output, rejects_table, write_rejects
 from schemas.params import Params, TranslateParams
+from schemas.progress import progress_bar
 from schemas.records import SOURCE_SCHEMA, TEXT_FIELDS, TRANSLATED_SCHEMA
 from schemas.spans import inline_spans
 from schemas.timings import split_timing, write_timing

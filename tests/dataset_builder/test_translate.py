@@ -23,7 +23,7 @@ from schemas.errors import PolyinstructError
 from schemas.params import Params, parse_params
 from schemas.records import SOURCE_SCHEMA, TEXT_FIELDS, TRANSLATED_SCHEMA
 from tests.conftest import REPO_ROOT, metrics_with_timing
-from tests.dataset_builder.kill_helpers import kill_when
+from tests.kill_helpers import kill_when
 
 LAYOUT = re.compile(r"^\s*(?:(?:[-*•+]|\d{1,3}[.)])(?=\s))?\s*")
 

@@ -21,7 +21,7 @@ from schemas.errors import PolyinstructError
 from schemas.params import Params, parse_params
 from schemas.timings import timing_path
 from tests.conftest import REPO_ROOT
-from tests.dataset_builder.kill_helpers import kill_when
+from tests.kill_helpers import kill_when
 
 LANGS = ["fra_Latn", "rus_Cyrl", "zho_Hans"]
 SETTINGS = {"translate": {"shard_units": 64}}  # ~10 shards per language of the embedded sample

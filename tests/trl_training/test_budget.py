@@ -8,7 +8,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -17,6 +16,7 @@ import yaml
 from schemas.errors import PolyinstructError
 from schemas.params import MixtureParams, TrainingBudget, parse_params
 from tests.conftest import REPO_ROOT
+from tests.kill_helpers import kill_when
 from tests.trl_training.conftest import smoke_params
 from trl_training.budget import BudgetPlan, real_run_warnings
 from trl_training.mixtures import build_mixture
@@ -113,15 +113,8 @@ def test_killed_train_resumes_from_its_last_checkpoint(two_mixes: dict[str, Path
             str(smoke_lm), "--out", str(adapter), "--metrics", str(tmp_path / "metrics"), "--checkpoints",
             str(checkpoints), "--resume", "--params", str(tmp_path / "params.yaml")]
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
-    with (tmp_path / "killed.log").open("w") as log:
-        proc = subprocess.Popen(args, cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 300
-        while not list(checkpoints.glob("checkpoint-*/trainer_state.json")):
-            assert proc.poll() is None, (tmp_path / "killed.log").read_text()[-2000:]
-            assert time.monotonic() < deadline
-            time.sleep(0.05)
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait()
+    proc = kill_when(args, tmp_path, env, lambda: bool(list(checkpoints.glob("checkpoint-*/trainer_state.json"))),
+                     tmp_path / "killed.log", timeout=300)
     assert proc.returncode == -signal.SIGKILL and not (tmp_path / "metrics" / "train_metrics.json").exists()
     saved = max(json.loads(p.read_text())["global_step"] for p in checkpoints.glob("checkpoint-*/trainer_state.json"))
     assert 2 <= saved < 12
