@@ -73,7 +73,7 @@ def _build(arch: dict[str, int], vocab: int, out: Path) -> Any:
     from ctranslate2.converters.transformers import M2M100Loader
     from transformers import M2M100ForConditionalGeneration
 
-    from dataset_builder.models.nllb import nllb_config
+    from dataset_builder.models.smoke import nllb_config
 
     torch.manual_seed(0)
     model = M2M100ForConditionalGeneration(nllb_config(vocab, arch)).eval()
@@ -157,7 +157,7 @@ def run(quick: bool = False, threads: int | None = None) -> dict[str, Any]:
     import torch
 
     from dataset_builder.devices import cpu_threads
-    from dataset_builder.models.nllb import NLLB_600M_ARCH, NLLB_VOCAB_SIZE
+    from dataset_builder.models.smoke import NLLB_600M_ARCH, NLLB_VOCAB_SIZE
 
     arch, vocab = (QUICK_ARCH, QUICK_VOCAB) if quick else (NLLB_600M_ARCH, NLLB_VOCAB_SIZE)
     # Full: 48 sentences in 3 batches keeps PyTorch (the slow side) to a few minutes on 2 cores.
