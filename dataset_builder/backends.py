@@ -25,9 +25,9 @@ from rich.progress import TextColumn
 
 from dataset_builder.devices import check_planned_work, resolve_compute_type, resolve_device
 from dataset_builder.memory import ShardMemory, run_in_shards
-from schemas.progress import progress_bar
 from dataset_builder.shard_work import EngineFactory, OnBatch, RayOptions, ShardBackend, ShardRun, counting
 from dataset_builder.translate_ray import RayBackend  # Ray itself is imported lazily, by the backend's run
+from schemas.progress import progress_bar
 
 
 class LocalBackend:

@@ -23,7 +23,6 @@ from typing import Any
 
 import pyarrow as pa
 
-from schemas.artifacts import read_table, write_json, write_parquet
 from dataset_builder.backends import get_backend, run_pending
 from dataset_builder.generate import (
     LENGTH,
@@ -36,12 +35,13 @@ from dataset_builder.generate import (
     memory_key,
 )
 from dataset_builder.generate_http import OpenAICompatibleEngine
-from schemas.ledger import check_conservation, rejects_table, write_rejects
 from dataset_builder.memory import pending_order
 from dataset_builder.models.responder import resolve_responder, responder_identity
 from dataset_builder.shard_work import EngineFactory, Prebuilt, RayOptions, ShardBackend
+from schemas.artifacts import read_table, write_json, write_parquet
 from schemas.errors import PolyinstructError
 from schemas.languages import resolve
+from schemas.ledger import check_conservation, rejects_table, write_rejects
 from schemas.params import Params, ResponsesParams
 from schemas.records import RESPONDED_SCHEMA, TRANSLATED_SCHEMA
 from schemas.timings import split_timing, write_timing

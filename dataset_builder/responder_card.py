@@ -18,8 +18,8 @@ from pathlib import Path
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from schemas.models import SMOKE_MODEL_PREFIX
 from schemas.errors import PolyinstructError
+from schemas.models import SMOKE_MODEL_PREFIX
 
 TRANSLATED = "translated"  # output_model of a row whose output was translated, not generated
 # Responder weights, matched as a lowercase substring of the fingerprint, most specific first. Qwen is

@@ -24,13 +24,13 @@ from typing import Any
 
 import duckdb
 
-from schemas.artifacts import claim_output_folder, parquet_files, record_output_folder, write_json
-from schemas.models import SMOKE_MODEL_PREFIX
-from schemas.progress import progress_bar
 from quality import dedup, filters, language_bound, lid_step, registry, spans_check, stage_outputs
 from quality.inputs import input_tables
+from schemas.artifacts import claim_output_folder, parquet_files, record_output_folder, write_json
 from schemas.errors import PolyinstructError
+from schemas.models import SMOKE_MODEL_PREFIX
 from schemas.params import Params
+from schemas.progress import progress_bar
 from schemas.timings import write_timing
 
 STAGE = "filter"

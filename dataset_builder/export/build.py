@@ -26,8 +26,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from dataset_builder.export.card import EXPORT_MARKER, build_card, data_params
-from dataset_builder.export.licenses import combine_licenses, model_component, source_component
-from dataset_builder.export.licenses import LicenseComponent
+from dataset_builder.export.licenses import LicenseComponent, combine_licenses, model_component, source_component
 from dataset_builder.export.result import ConfigExport, ExportResult
 from dataset_builder.export.splits import SPLIT_SQL, active_splits
 from dataset_builder.lineage import LINEAGE_NAME, collect_lineage

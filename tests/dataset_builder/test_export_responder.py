@@ -11,8 +11,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from dataset_builder.export.build import export_dataset
-from schemas.export_layout import CARD_NAME
 from schemas.errors import PolyinstructError
+from schemas.export_layout import CARD_NAME
 from tests.dataset_builder.test_export import card_meta, demo_params, make_filtered
 
 NLLB = "facebook/nllb-200-distilled-600M"
