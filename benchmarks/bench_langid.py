@@ -23,6 +23,7 @@ import pyarrow.parquet as pq
 from quality import langid
 from schemas.errors import PolyinstructError
 from schemas.languages import resolve
+from schemas.params import LangIdParams
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 HPLT = ("bg", "es", "fr", "ru", "zh", "en")
@@ -82,8 +83,8 @@ def run(quick: bool = False, rows: int | None = None) -> dict[str, Any]:
     con = duckdb.connect()
     try:
         con.register("texts", table)
-        fast_cfg = langid.JudgeConfig()
-        lingua_cfg = langid.JudgeConfig(identifier="lingua")
+        fast_cfg = langid.JudgeConfig.of()
+        lingua_cfg = langid.JudgeConfig.of(LangIdParams(identifier="lingua"))
         # Model loading (fastText once, a lingua detector per candidate set and mode) is a fixed cost, not
         # throughput: both paths first see every language and both text lengths.
         warm = table.slice(0, len(hplt) + 2000)

@@ -37,8 +37,8 @@ SHARDS_PER_RUN = 16
 
 def _units(records: int) -> list[str]:
     from dataset_builder.ingest import embedded_sample_path
+    from dataset_builder.memory import pending_order
     from dataset_builder.segment import normalise_unit, segment
-    from dataset_builder.translate import pending_order
 
     path = SHARED if SHARED.exists() else embedded_sample_path()
     rows = json.loads(path.read_text(encoding="utf-8"))[:records]
@@ -115,8 +115,9 @@ def run(quick: bool = False) -> dict[str, Any]:
     from dataset_builder.backends import LocalBackend
     from dataset_builder.models.nllb import resolve_translation_model
     from dataset_builder.shard_work import RayOptions
-    from dataset_builder.translate import TranslationMemory, TranslatorFactory, memory_key
+    from dataset_builder.translate_engine import TranslatorFactory
     from dataset_builder.translate_ray import RayBackend, ray_session
+    from dataset_builder.translation_memory import TranslationMemory, memory_key
     from schemas.params import parse_params
 
     records, repeats = (300, 1) if quick else (5000, 2)

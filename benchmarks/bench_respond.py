@@ -31,35 +31,18 @@ QWEN25_05B: dict[str, Any] = {"hidden_size": 896, "num_attention_heads": 14, "nu
 QWEN25_05B_LAYERS = 24
 
 
-class _Vocabulary:
-    """What the CTranslate2 Qwen2 loader reads from a tokenizer, for a vocabulary of n ids."""
-
-    bos_token, pad_token, eos_token, unk_token = "<s>", "<pad>", "</s>", "<unk>"
-
-    def __init__(self, size: int) -> None:
-        self.tokens = ["<s>", "<pad>", "</s>", "<unk>", *(f"t{i}" for i in range(4, size))]
-
-    def get_vocab(self) -> dict[str, int]:
-        return {t: i for i, t in enumerate(self.tokens)}
-
-
 def _build(layers: int) -> tuple[Any, Path]:
     import torch
     from ctranslate2.converters.transformers import Qwen2Loader
     from transformers import Qwen2Config, Qwen2ForCausalLM
 
+    from benchmarks.random_weights import save_ct2
+
     torch.manual_seed(0)
     config = Qwen2Config(num_hidden_layers=layers, bos_token_id=0, pad_token_id=1, eos_token_id=2, **QWEN25_05B)
     model = Qwen2ForCausalLM(config).eval()
     # The loader takes modules apart as it converts them: give it a copy, keep the model for HF.
-    spec = Qwen2Loader()(copy.deepcopy(model), _Vocabulary(config.vocab_size))
-    spec.validate()
-    spec.optimize(quantization="int8")
-    if WORK.exists():
-        shutil.rmtree(WORK)
-    WORK.mkdir(parents=True)
-    spec.save(str(WORK))
-    return model, WORK
+    return model, save_ct2(Qwen2Loader(), copy.deepcopy(model), config.vocab_size, "int8", WORK)
 
 
 def _prompts(n: int, seed: int) -> list[list[int]]:

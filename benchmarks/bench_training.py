@@ -35,7 +35,7 @@ def _write_mix(out: Path, records: list[dict[str, Any]]) -> Path:
 
 def run(quick: bool = False) -> dict[str, Any]:
     from dataset_builder.ingest import embedded_sample_path
-    from dataset_builder.models.lm import build_smoke_lm
+    from dataset_builder.models.smoke import build_smoke_lm
     from schemas.params import parse_params
     from trl_training.sft import train
 

@@ -35,23 +35,6 @@ QUICK_VOCAB = 16_000
 TOKENS_PER_WORD = 1.3  # NLLB's 256k SentencePiece vocabulary on English prose
 
 
-class _Vocabulary:
-    """What the CTranslate2 M2M100 loader reads from a tokenizer, for a vocabulary of n ids."""
-
-    bos_token, pad_token, eos_token, unk_token = "<s>", "<pad>", "</s>", "<unk>"
-    unk_token_id = 3
-    special_tokens_map: dict[str, Any] = {}
-
-    def __init__(self, size: int) -> None:
-        self.tokens = ["<s>", "<pad>", "</s>", "<unk>", *(f"t{i}" for i in range(4, size))]
-
-    def get_vocab(self) -> dict[str, int]:
-        return {t: i for i, t in enumerate(self.tokens)}
-
-    def convert_ids_to_tokens(self, index: int) -> str:
-        return self.tokens[index]
-
-
 def _unit_lengths(n: int, seed: int) -> list[int]:
     """Token lengths of n real translation units (sentences and fragments), seeded sample."""
     from dataset_builder.ingest import embedded_sample_path
@@ -73,17 +56,12 @@ def _build(arch: dict[str, int], vocab: int, out: Path) -> Any:
     from ctranslate2.converters.transformers import M2M100Loader
     from transformers import M2M100ForConditionalGeneration
 
-    from dataset_builder.models.nllb import nllb_config
+    from benchmarks.random_weights import save_ct2
+    from dataset_builder.models.smoke import nllb_config
 
     torch.manual_seed(0)
     model = M2M100ForConditionalGeneration(nllb_config(vocab, arch)).eval()
-    spec = M2M100Loader()(model, _Vocabulary(vocab))
-    spec.validate()
-    spec.optimize(quantization="float32")
-    if out.exists():
-        shutil.rmtree(out)
-    out.mkdir(parents=True)
-    spec.save(str(out))
+    save_ct2(M2M100Loader(), model, vocab, "float32", out)
     return model
 
 
@@ -157,7 +135,7 @@ def run(quick: bool = False, threads: int | None = None) -> dict[str, Any]:
     import torch
 
     from dataset_builder.devices import cpu_threads
-    from dataset_builder.models.nllb import NLLB_600M_ARCH, NLLB_VOCAB_SIZE
+    from dataset_builder.models.smoke import NLLB_600M_ARCH, NLLB_VOCAB_SIZE
 
     arch, vocab = (QUICK_ARCH, QUICK_VOCAB) if quick else (NLLB_600M_ARCH, NLLB_VOCAB_SIZE)
     # Full: 48 sentences in 3 batches keeps PyTorch (the slow side) to a few minutes on 2 cores.

@@ -28,8 +28,9 @@ from typing import Any
 
 from benchmarks.bench_translate import SHARED, WORK, _build
 from dataset_builder.ingest import ingest
-from dataset_builder.models.nllb import NLLB_600M_ARCH, NLLB_VOCAB_SIZE, build_smoke_nllb, load_tokenizer
-from dataset_builder.translate import plan_source
+from dataset_builder.models.nllb import load_tokenizer
+from dataset_builder.models.smoke import NLLB_600M_ARCH, NLLB_VOCAB_SIZE, build_smoke_nllb
+from dataset_builder.translate_plan import plan_source
 from schemas.artifacts import write_parquet
 from schemas.params import DataParams
 from schemas.records import TEXT_FIELDS

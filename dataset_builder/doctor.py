@@ -18,8 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from dataset_builder.devices import cuda_device_count
-from dataset_builder.models.lm import build_smoke_lm
-from dataset_builder.models.nllb import build_smoke_nllb, load_tokenizer
+from dataset_builder.models.nllb import load_tokenizer
+from dataset_builder.models.smoke import build_smoke_lm, build_smoke_nllb
 
 PACKAGES = ("torch", "ctranslate2", "transformers", "tokenizers", "trl", "peft", "accelerate", "datasets",
             "polars", "pyarrow", "duckdb", "great-expectations", "dvc", "ray")

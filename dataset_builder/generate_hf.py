@@ -24,10 +24,8 @@ from dataset_builder.generate import (
     GenerationStats,
     load_chat_tokenizer,
 )
-from dataset_builder.models.lm import read_manifest
-from dataset_builder.models.nllb import content_digest
-from dataset_builder.models.responder import context_tokens_of
-from schemas.models import SMOKE_MODEL_PREFIX
+from dataset_builder.models.convert import content_digest, context_tokens_of
+from schemas.models import SMOKE_MODEL_PREFIX, read_manifest
 from schemas.params import DecodingParams
 
 COMPUTE_TYPE = "transformers-float32"  # part of the memory key: never mixed with CTranslate2's answers

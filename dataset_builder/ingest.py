@@ -9,6 +9,7 @@ import codecs
 import json
 import random
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -17,6 +18,7 @@ from typing import Any
 import polars as pl
 import pyarrow as pa
 
+from dataset_builder.ingest_frame import check_frame
 from schemas.artifacts import parquet_rows, write_json, write_parquet
 from schemas.errors import PolyinstructError
 from schemas.languages import ENGLISH
@@ -42,6 +44,8 @@ class RawBatch:
     records: list[tuple[int, str, Any]] = field(default_factory=list)  # (index, location, record)
     unreadable: list[tuple[int, str, str, str]] = field(default_factory=list)  # (index, location, reason, detail)
     n_read: int = 0  # records the reader saw (array elements, non-blank lines, rows), counted by the reader
+    frame: pl.DataFrame | None = None  # CSV/Parquet: kept columnar, never turned into `records`
+    locate: Callable[[int], str] | None = None  # where row i of `frame` is (file:line or file: row i)
 
 
 def embedded_sample_path() -> Path:
@@ -126,11 +130,8 @@ def _read_frame(path: Path, fmt: str, batch: RawBatch) -> None:
         raise PolyinstructError(f"{path}: cannot read as {fmt} ({str(err).splitlines()[0]})") from None
     if frame.height == 0:
         raise PolyinstructError(f"{path}: file is empty; it must hold at least one instruction record")
-    line_offset = 2 if fmt == "csv" else 0  # CSV: header is line 1
-    batch.records.extend(
-        (i, f"{path}:{i + line_offset}" if fmt == "csv" else f"{path}: row {i}", row)
-        for i, row in enumerate(frame.iter_rows(named=True))
-    )
+    batch.frame = frame
+    batch.locate = (lambda i: f"{path}:{i + 2}") if fmt == "csv" else (lambda i: f"{path}: row {i}")  # CSV: header=1
     batch.n_read = frame.height
 
 
@@ -202,7 +203,7 @@ def _check_mapped_columns(batch: RawBatch, overrides: dict[str, str]) -> None:
     """A column named in data.column_map (--map) that no record has is a one-line error before any work."""
     if not overrides:
         return
-    columns: set[str] = set()
+    columns: set[str] = set(batch.frame.columns) if batch.frame is not None else set()
     for _, _, rec in batch.records:
         if isinstance(rec, dict):
             columns.update(rec)
@@ -226,11 +227,17 @@ def check_records(batch: RawBatch, fmt: str, params: DataParams) -> tuple[pa.Tab
     """Apply the per-record contract. Returns raw (unnormalised) good rows and reject rows (without
     `lang`: the caller knows the source language)."""
     objects = [r for _, _, r in batch.records if isinstance(r, dict)]
-    mapping = _column_map(fmt, set(objects[0]) if objects else set(), params.column_map)
+    first_keys = set(batch.frame.columns) if batch.frame is not None else set(objects[0]) if objects else set()
+    mapping = _column_map(fmt, first_keys, params.column_map)
     _check_mapped_columns(batch, params.column_map)
+    selected = _select_positions(batch.n_read, params.limit, params.sample, params.seed)
+    if batch.frame is not None and batch.locate is not None:
+        table, frame_rejects = check_frame(batch.frame, selected, mapping, params.max_field_chars,
+                                           batch.source_name, batch.locate)
+        return table, [{"id": rid, "stage": STAGE, "reason": reason, "detail": detail}
+                       for rid, reason, detail in frame_rejects]
     by_index = {i: (where, rec) for i, where, rec in batch.records}
     bad_by_index = {i: (where, reason, detail) for i, where, reason, detail in batch.unreadable}
-    selected = _select_positions(batch.n_read, params.limit, params.sample, params.seed)
 
     good: dict[str, list[str]] = {"id": [], "source": [], **{f: [] for f in TEXT_FIELDS}}
     rejects: list[dict[str, str]] = []
@@ -316,7 +323,7 @@ def ingest(params: DataParams, out: Path, rejects_out: Path, metrics_out: Path |
     `source_lang` (languages.source)."""
     started = time.perf_counter()
     batch, fmt = read_raw(params.source, params.format, params.source_name, params.revision, params.config)
-    if not batch.records and not batch.unreadable:
+    if not batch.records and not batch.unreadable and batch.frame is None:
         raise PolyinstructError(f"{params.source}: holds no records")
     table, checked = check_records(batch, fmt, params)
     rejects = [r | {"lang": source_lang} for r in checked]

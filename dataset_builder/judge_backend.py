@@ -19,8 +19,8 @@ from dataset_builder.devices import resolve_device
 from dataset_builder.generate import TOO_LONG, GenerationEngine, Messages, ResponseMemory, memory_key
 from dataset_builder.generate_hf import TransformersGenerator
 from dataset_builder.memory import pending_order, run_in_shards
+from dataset_builder.models.convert import ConversionError
 from dataset_builder.models.lm import resolve_base_lm
-from dataset_builder.models.responder import ConversionError
 from dataset_builder.respond import open_engine
 from schemas.params import Params
 

@@ -23,7 +23,8 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from dataset_builder.translate import UnitTranslator, translate_file
+from dataset_builder.translate import translate_file
+from dataset_builder.translate_engine import UnitTranslator
 from schemas.artifacts import read_table, write_json, write_parquet
 from schemas.errors import PolyinstructError
 from schemas.languages import resolve

@@ -19,7 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from dataset_builder.shard_work import RayOptions
-from dataset_builder.translate import LoadedOnce, TranslateResult, translate_file
+from dataset_builder.translate import TranslateResult, translate_file
+from dataset_builder.translate_engine import LoadedOnce
 from dataset_builder.translate_ray import ray_session
 from schemas.errors import PolyinstructError
 from schemas.languages import nllb_codes, resolve

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import duckdb
 import pyarrow as pa
 
+from schemas.languages import SCRIPTS_WITHOUT_SPACES
 from schemas.params import LengthRatioParams, QualityParams, RepetitionParams, UntranslatedParams
 
 # Reasons of the localisation-aware span check (quality.spans_check), one per kind of span that failed.
@@ -26,7 +27,6 @@ LLM_REASONS: tuple[str, ...] = ("llm_chatter", "llm_answered", "english_left")
 # Scripts without spaces between words: each of their characters is a token.
 DENSE_TOKEN = r"\p{Han}\p{Hiragana}\p{Katakana}\p{Thai}\p{Khmer}\p{Myanmar}\p{Lao}"
 DENSE_TOKEN_RE = f"[{DENSE_TOKEN}]|[^\\s\\p{{P}}{DENSE_TOKEN}]+"
-DENSE_SCRIPTS: tuple[str, ...] = ("Hans", "Hant", "Jpan", "Thai", "Khmr", "Mymr", "Laoo")
 BAD_CHARS_RE = r"[\x{FFFD}\x00-\x08\x0B-\x1F\x7F-\x9F]"
 
 
@@ -72,7 +72,7 @@ def install_macros(con: duckdb.DuckDBPyConnection, params: QualityParams) -> Non
 FEATURES_SQL = f"""
 WITH w AS (
   SELECT *, pi_tokens(instruction, dense) AS wi, pi_tokens(input, dense) AS wn, pi_tokens(output, dense) AS wo
-  FROM (SELECT *, lang[-4:] IN ({", ".join(f"'{s}'" for s in DENSE_SCRIPTS)}) AS dense FROM rows)
+  FROM (SELECT *, lang[-4:] IN ({", ".join(f"'{s}'" for s in SCRIPTS_WITHOUT_SPACES)}) AS dense FROM rows)
 ), t AS (
   SELECT *, list_transform(wi, lambda s: hash(s)) AS hi, list_transform(wn, lambda s: hash(s)) AS hn,
          list_transform(wo, lambda s: hash(s)) AS ho

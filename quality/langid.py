@@ -26,7 +26,7 @@ How a text is judged against an expected language (`judge`, used by the filter s
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, fields, replace
 from functools import cache, lru_cache
 from typing import TYPE_CHECKING
 
@@ -35,7 +35,8 @@ import pyarrow as pa
 import regex
 
 from quality import lid_model
-from schemas.languages import UnknownLanguageError, nllb_codes, resolve
+from schemas.languages import SCRIPT_LETTER_WEIGHT, UnknownLanguageError, nllb_codes, resolve
+from schemas.params import LangIdParams
 from schemas.spans import CODE_LINES_SQL as _CODE_LINES
 from schemas.spans import CODE_SPANS_SQL as _CODE_SPANS
 
@@ -72,8 +73,6 @@ FAMILIES: tuple[frozenset[str], ...] = tuple(frozenset(f.split()) for f in (
 ))
 # English is a candidate for every Latin-script language; for English itself, these.
 ENGLISH_CONFUSIONS: frozenset[str] = frozenset(["deu", "nld", "fra", "spa", "ita", "por"])
-# Scripts where one character carries about a word: their letters weigh more in length and script checks.
-DENSE_SCRIPTS: dict[str, int] = {"Hans": 3, "Hant": 3, "Jpan": 3, "Kore": 2, "Hang": 2}
 # Practically indistinguishable in writing: each is accepted for the others.
 EQUIVALENT: tuple[frozenset[str], ...] = (frozenset({"hrv", "bos", "srp"}), frozenset({"ind", "zsm"}),
                                           frozenset({"nob", "nno"}))
@@ -83,20 +82,21 @@ _LINGUA_FLORES_ALIASES: dict[str, str | None] = {"msa": "zsm_Latn", "sqi": "als_
 
 @dataclass(frozen=True)
 class JudgeConfig:
-    """Thresholds of one language-ID judgement (the filter takes them from params.quality.filters.lang_id)."""
+    """Thresholds of one language-ID judgement: params.quality.filters.lang_id (LangIdParams documents
+    each), built from it by `of`."""
 
-    min_chars: int = 20
-    # A text is rejected only when lingua puts another language first with at least this confidence;
-    # a less clear lead (mixed text, English terms in a translation) leaves it not judged.
-    min_confidence: float = 0.6
-    min_script_fraction: float = 0.5
-    max_chars: int = 200
-    # Prose at least this long uses lingua's faster low-accuracy mode (reliable from ~120 chars, per
-    # lingua's documentation); shorter prose uses high accuracy. None: always high accuracy.
-    low_accuracy_min_chars: int | None = 120
-    identifier: str = "fasttext"  # fasttext (lid.176, lingua for confusable pairs) | lingua
-    # Per-language min_confidence (FLORES code -> probability the other language needs to reject).
-    thresholds: dict[str, float] = field(default_factory=dict)
+    min_chars: int
+    min_confidence: float
+    min_script_fraction: float
+    max_chars: int
+    low_accuracy_min_chars: int | None
+    identifier: str  # fasttext (lid.176, lingua for confusable pairs) | lingua
+    thresholds: dict[str, float]  # per-language min_confidence (FLORES code -> probability)
+
+    @classmethod
+    def of(cls, params: LangIdParams = LangIdParams()) -> JudgeConfig:
+        """The judgement `params` asks for (params.yaml's defaults without one)."""
+        return cls(**{f.name: getattr(params, f.name) for f in fields(cls)} | {"thresholds": dict(params.thresholds)})
 
     def threshold(self, flores: str) -> float:
         return self.thresholds.get(flores, self.min_confidence)
@@ -113,12 +113,12 @@ def prose_sql(expr: str, max_chars: int) -> str:
 
 def script_fraction_sql(prose: str, script: str) -> str:
     """SQL expression: the fraction of letters of `prose` in `script`, a dense script's characters
-    weighing DENSE_SCRIPTS times (so Chinese with a few English names stays Chinese); NULL when it has
+    weighing SCRIPT_LETTER_WEIGHT times (so Chinese with a few English names stays Chinese); NULL when it has
     no letters or the script is unknown here."""
     cls = SCRIPT_CLASSES.get(script)
     if cls is None:
         return "NULL::DOUBLE"
-    weight = DENSE_SCRIPTS.get(script, 1)
+    weight = SCRIPT_LETTER_WEIGHT.get(script, 1)
     letters = f"length(regexp_replace({prose}, '[^\\p{{L}}]', '', 'g'))"
     in_script = f"length(regexp_replace({prose}, '[^{cls}]', '', 'g'))"
     return (f"CASE WHEN {letters} = 0 THEN NULL "
@@ -127,7 +127,7 @@ def script_fraction_sql(prose: str, script: str) -> str:
 
 def min_prose_chars(script: str, min_chars: int) -> int:
     """`min_chars` in characters of this script (a Chinese character counts as about three letters)."""
-    return max(1, min_chars // DENSE_SCRIPTS.get(script, 1))
+    return max(1, min_chars // SCRIPT_LETTER_WEIGHT.get(script, 1))
 
 
 def _prefix(flores: str) -> str:
@@ -247,7 +247,7 @@ def needs_lingua(expected: str) -> bool:
 
 
 def judge(prose: Sequence[str | None], script_fraction: Sequence[float | None], expected: str,
-          config: JudgeConfig = JudgeConfig(), stats: dict[str, int] | None = None
+          config: JudgeConfig = JudgeConfig.of(), stats: dict[str, int] | None = None
           ) -> tuple[list[bool | None], list[str | None]]:
     """Whether each prose text is in `expected` (None: too short to judge), with a reason when not.
 
@@ -362,6 +362,6 @@ def matches_language(texts: Sequence[str], expected: str, min_chars: int = 20,
     shorter than `min_chars` letters of prose once code, URLs and numbers are stripped (a Chinese or
     Japanese character counts as three), or lingua undecided. `config` overrides the other thresholds."""
     expected = resolve(expected).flores
-    config = JudgeConfig(**{**(config or JudgeConfig()).__dict__, "min_chars": min_chars})
+    config = replace(config or JudgeConfig.of(), min_chars=min_chars)
     prose, fractions = _prose_and_scripts(texts, [_script(expected)], config.max_chars)
     return judge(prose, fractions[_script(expected)], expected, config)[0]

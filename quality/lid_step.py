@@ -31,10 +31,7 @@ def language_ids(con: duckdb.DuckDBPyConnection, lid: LangIdParams, progress: An
     """Language ID of the rows of table judge_rows (rid, lang): prose + script fraction in SQL, then
     quality.langid.judge (the script decides where it can; fastText, in parallel, and lingua where it cannot),
     one language at a time."""
-    config = langid.JudgeConfig(min_chars=lid.min_chars, min_confidence=lid.min_confidence,
-                                min_script_fraction=lid.min_script_fraction, max_chars=lid.max_chars,
-                                low_accuracy_min_chars=lid.low_accuracy_min_chars, identifier=lid.identifier,
-                                thresholds=dict(lid.thresholds))
+    config = langid.JudgeConfig.of(lid)
     started = time.perf_counter()
     langs = [r[0] for r in con.execute("SELECT lang, count(*) FROM judge_rows GROUP BY lang ORDER BY lang")
              .fetchall()]

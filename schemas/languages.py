@@ -102,6 +102,12 @@ LANGUAGE_SETS: dict[str, tuple[str, ...]] = {
     "demo": ("eng_Latn", "fra_Latn", "rus_Cyrl", "zho_Hans"),
 }
 
+# Scripts written without spaces between words (ISO 15924): each of their characters is a word-like token.
+SCRIPTS_WITHOUT_SPACES: tuple[str, ...] = ("Hans", "Hant", "Jpan", "Thai", "Khmr", "Mymr", "Laoo")
+# Scripts where one character carries about a word: how many letters one of their characters weighs in
+# length and script-fraction checks (so Chinese with a few English names stays Chinese).
+SCRIPT_LETTER_WEIGHT: dict[str, int] = {"Hans": 3, "Hant": 3, "Jpan": 3, "Kore": 2, "Hang": 2}
+
 
 @cache
 def nllb_codes() -> tuple[str, ...]:

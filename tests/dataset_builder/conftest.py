@@ -15,7 +15,7 @@ from schemas.params import DataParams
 @pytest.fixture(scope="session")
 def smoke_nllb(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The smoke NLLB model (CTranslate2 + tokenizer + manifest), built once."""
-    from dataset_builder.models.nllb import build_smoke_nllb
+    from dataset_builder.models.smoke import build_smoke_nllb
 
     return build_smoke_nllb(tmp_path_factory.mktemp("models") / "smoke-nllb", seed=0)
 

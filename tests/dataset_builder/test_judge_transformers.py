@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from dataset_builder.judge_backend import open_judge
-from dataset_builder.models.lm import MANIFEST, build_smoke_lm
+from dataset_builder.models.smoke import MANIFEST, build_smoke_lm
 from schemas.params import Params, parse_params
 from trl_training.judge import judge_pointwise
 

@@ -12,7 +12,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from dataset_builder.memory_format import FORMAT_FILE, MEMORY_FORMAT, memory_format
-from dataset_builder.translate import TranslationMemory, UnitResult, record_log_prob, translate_file
+from dataset_builder.translate import translate_file
+from dataset_builder.translation_memory import TranslationMemory, UnitResult, record_log_prob
 from schemas.artifacts import write_json, write_parquet
 from schemas.errors import PolyinstructError
 from schemas.params import Params

@@ -10,12 +10,12 @@ import pytest
 
 from dataset_builder.models import nllb
 from dataset_builder.models.nllb import (
-    build_smoke_nllb,
     convert_model,
     model_fingerprint,
     prepare_translation_model,
     resolve_translation_model,
 )
+from dataset_builder.models.smoke import build_smoke_nllb
 from schemas.errors import PolyinstructError
 from schemas.languages import nllb_codes
 from schemas.params import Params, parse_params
@@ -88,8 +88,8 @@ def test_prepare_accepts_smoke_ct2_dir_and_hf_dir(smoke_nllb: Path, tmp_path: Pa
 
     hf_copy = shutil.copytree(smoke_nllb / "hf", tmp_path / "hf-model")
     conversions: list[Path] = []
-    real_convert = nllb._convert
-    monkeypatch.setattr(nllb, "_convert", lambda *a: (conversions.append(a[0]), real_convert(*a))[1])
+    real_convert = nllb.convert_nllb
+    monkeypatch.setattr(nllb, "convert_nllb", lambda *a: (conversions.append(a[0]), real_convert(*a))[1])
     first = prepare_translation_model(str(hf_copy), tmp_path / "from-hf", params)
     second = resolve_translation_model(str(hf_copy), params)
     assert len(conversions) == 1  # converted once into models.cache_dir, then reused

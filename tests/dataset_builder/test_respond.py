@@ -15,7 +15,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from dataset_builder.generate import LENGTH, STOP
-from dataset_builder.models.responder import build_smoke_responder
+from dataset_builder.models.smoke import build_smoke_responder
 from dataset_builder.respond import open_engine, respond_file, system_message
 from schemas.models import read_manifest
 from schemas.params import Params, parse_params

@@ -16,7 +16,7 @@ from typing import Any
 import pyarrow.parquet as pq
 import pytest
 
-from dataset_builder.models.responder import build_smoke_responder
+from dataset_builder.models.smoke import build_smoke_responder
 from dataset_builder.respond import open_engine, respond_file
 from dataset_builder.shard_work import RayOptions
 from dataset_builder.translate_ray import ray_session

@@ -17,7 +17,8 @@ import pytest
 import yaml
 
 from dataset_builder.segment import normalise_unit, protected_spans, reassemble, segment
-from dataset_builder.translate import RUN_KEYS, TranslateResult, UnitResult, memory_key, translate_file
+from dataset_builder.translate import RUN_KEYS, TranslateResult, translate_file
+from dataset_builder.translation_memory import UnitResult, memory_key
 from schemas.artifacts import write_parquet
 from schemas.errors import PolyinstructError
 from schemas.params import Params, parse_params
@@ -206,7 +207,7 @@ def test_cli_unknown_language_is_one_line(tmp_path: Path) -> None:
 
 def test_segmentation_plan_is_parallel_cached_and_equal(alpaca_source: Path, tmp_path: Path,
                                                         monkeypatch: pytest.MonkeyPatch) -> None:
-    from dataset_builder import translate
+    from dataset_builder import translate_plan as translate
 
     table = pq.read_table(alpaca_source).slice(0, 600)
     source = write_parquet(table, tmp_path / "source.parquet")

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from dataset_builder import translate
-from dataset_builder.translate import UnitResult, translate_file
+from dataset_builder.translate import translate_file
+from dataset_builder.translation_memory import UnitResult
 from schemas.errors import ConservationError, PolyinstructError
 from schemas.params import Params
 from tests.dataset_builder.test_translate import source_file

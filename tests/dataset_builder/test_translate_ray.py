@@ -19,7 +19,8 @@ import pytest
 import yaml
 
 from dataset_builder.shard_work import RayOptions
-from dataset_builder.translate import TranslateResult, TranslationMemory, TranslatorFactory, memory_key, translate_file
+from dataset_builder.translate import TranslateResult, translate_file
+from dataset_builder.translate_engine import TranslatorFactory
 from dataset_builder.translate_ray import (
     RAY_MISSING,
     RayBackend,
@@ -29,6 +30,7 @@ from dataset_builder.translate_ray import (
     ray_session,
     resolve_ray_device,
 )
+from dataset_builder.translation_memory import TranslationMemory, memory_key
 from schemas.errors import PolyinstructError
 from schemas.params import Params, parse_params
 from tests.conftest import metrics_with_timing, run_cli

@@ -15,6 +15,7 @@ from quality.langid import (
     needs_lingua,
     prose_sql,
 )
+from schemas.params import LangIdParams
 from tests.conftest import SHARED_DATA
 
 DATA = SHARED_DATA
@@ -90,10 +91,10 @@ def test_code_and_urls_do_not_count() -> None:
 
 
 def test_low_accuracy_mode_and_confidence_are_configurable(prompts: dict) -> None:
-    fast = JudgeConfig(low_accuracy_min_chars=0)
+    fast = JudgeConfig.of(LangIdParams(low_accuracy_min_chars=0))
     verdicts = matches_language(prompts["es"], "spa_Latn", config=fast)
     assert sum(v is True for v in verdicts) >= 0.85 * len(verdicts)
-    strict = JudgeConfig(min_confidence=0.0)
+    strict = JudgeConfig.of(LangIdParams(min_confidence=0.0))
     assert matches_language(prompts["fr"], "spa_Latn", config=strict).count(False) == len(prompts["fr"])
 
 

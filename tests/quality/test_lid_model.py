@@ -10,7 +10,7 @@ import pytest
 from quality import lid_model
 from quality.langid import JudgeConfig, lingua_knows, matches_language
 from schemas.languages import BACTRIAN_X, nllb_codes
-from schemas.params import parse_params
+from schemas.params import LangIdParams, parse_params
 
 HINDI = "भारत दक्षिण एशिया में स्थित एक विशाल देश है और इसकी राजधानी नई दिल्ली है।"
 NEPALI = "नेपाल दक्षिण एशियामा अवस्थित एक भूपरिवेष्ठित देश हो र यसको राजधानी काठमाडौं हो।"
@@ -49,7 +49,8 @@ def test_every_bactrian_x_language_has_a_statistical_judge() -> None:
 ])
 def test_languages_once_judged_by_script_alone(right: str, wrong: str, expected: str) -> None:
     assert matches_language([right, wrong], expected) == [True, False]
-    assert matches_language([right, wrong], expected, config=JudgeConfig(identifier="lingua")) == [True, True]
+    assert matches_language([right, wrong], expected,
+                            config=JudgeConfig.of(LangIdParams(identifier="lingua"))) == [True, True]
 
 
 def test_language_lid176_lacks_rules_out_english_only() -> None:
@@ -61,7 +62,7 @@ def test_thresholds_are_per_language() -> None:
     params = parse_params({"quality": {"filters": {"lang_id": {"thresholds": {"ne": 0.999}}}}}, "test")
     thresholds = params.quality.filters.lang_id.thresholds
     assert thresholds == {"npi_Deva": 0.999}
-    strict = JudgeConfig(thresholds=dict(thresholds))
+    strict = JudgeConfig.of(params.quality.filters.lang_id)
     assert matches_language([HINDI], "npi_Deva", config=strict) == [None]  # not clear enough to reject
     assert matches_language([SPANISH], "glg_Latn", config=strict) == [False]  # other languages: the default
     with pytest.raises(Exception, match="thresholds"):
@@ -73,7 +74,7 @@ def test_confusable_pairs_go_to_lingua() -> None:
 
     portuguese = "O Brasil é o maior país da América do Sul e a sua capital é Brasília, no planalto central."
     stats: dict[str, int] = {}
-    verdicts, reasons = judge([portuguese, SPANISH], [1.0, 1.0], "spa_Latn", JudgeConfig(), stats)
+    verdicts, reasons = judge([portuguese, SPANISH], [1.0, 1.0], "spa_Latn", JudgeConfig.of(), stats)
     assert verdicts == [False, True] and stats == {"fasttext": 2, "lingua": 1}
     assert reasons[0] is not None and "por_Latn" in reasons[0]
 
@@ -85,7 +86,7 @@ def test_english_is_rejected_for_every_bactrian_x_language() -> None:
         if lang.flores == "eng_Latn":
             continue
         stats: dict[str, int] = {}
-        verdicts, _ = judge([ENGLISH], [1.0], lang.flores, JudgeConfig(), stats)  # script check passed
+        verdicts, _ = judge([ENGLISH], [1.0], lang.flores, JudgeConfig.of(), stats)  # script check passed
         assert verdicts == [False], lang.flores
         assert stats.get("fasttext") == 1, lang.flores  # every language reaches a statistical model
 

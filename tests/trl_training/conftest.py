@@ -12,7 +12,7 @@ import pyarrow as pa
 import pytest
 
 from dataset_builder.ingest import embedded_sample_path
-from dataset_builder.models.lm import build_smoke_lm
+from dataset_builder.models.smoke import build_smoke_lm
 from schemas.artifacts import write_parquet
 from schemas.export_layout import EXPORT_SCHEMA, SHARD_NAME
 from schemas.languages import resolve

@@ -8,15 +8,15 @@ from pathlib import Path
 
 import pytest
 
-from dataset_builder.models import lm
+from dataset_builder.models import lm, smoke
 from schemas.errors import PolyinstructError
 from schemas.models import is_smoke
 from schemas.params import Params, parse_params
 
 
 def test_smoke_lm_is_deterministic(smoke_lm: Path, tmp_path: Path) -> None:
-    again = lm.build_smoke_lm(tmp_path / "again", seed=0)
-    other = lm.build_smoke_lm(tmp_path / "other", seed=1)
+    again = smoke.build_smoke_lm(tmp_path / "again", seed=0)
+    other = smoke.build_smoke_lm(tmp_path / "other", seed=1)
     for name in ("model.safetensors", "tokenizer.json", "config.json"):
         assert (again / name).read_bytes() == (smoke_lm / name).read_bytes(), name
     assert (other / "model.safetensors").read_bytes() != (smoke_lm / "model.safetensors").read_bytes()

@@ -11,7 +11,8 @@ import typer
 
 from dataset_builder.cli.options import ParamsOption, get_params
 from dataset_builder.judge_backend import open_judge
-from dataset_builder.models.lm import build_smoke_lm, resolve_base_lm
+from dataset_builder.models.lm import resolve_base_lm
+from dataset_builder.models.smoke import build_smoke_lm
 from quality.langid import matches_language
 from schemas.errors import PolyinstructError
 from schemas.models import read_manifest

@@ -8,7 +8,8 @@ from typing import Annotated
 import typer
 
 from dataset_builder.cli.options import ParamsOption, get_params, target_language
-from dataset_builder.models.nllb import build_smoke_nllb, convert_model, resolve_translation_model
+from dataset_builder.models.nllb import convert_model, resolve_translation_model
+from dataset_builder.models.smoke import build_smoke_nllb
 from dataset_builder.translate import translate_file
 from schemas.languages import resolution_note
 from schemas.models import read_manifest
