@@ -31,7 +31,8 @@ def test_percentile_per_language_and_absolute_floor(tmp_path: Path) -> None:
         **FILTERS_OFF, "low_confidence": {"enabled": True, "percentile": 0.05, "min_rows": 50}}})
     low = sorted(k[1] for k, r in rejects.items() if r["reason"] == "low_confidence")
     assert low == ["t-000", "t-001", "t-002"]  # below the 5th percentile of 59 scored rows
-    assert "the 0.05 quantile of fra_Latn, 59 scored rows" in rejects[("fra_Latn", "t-000")]["detail"]
+    assert rejects[("fra_Latn", "t-000")]["detail"] == \
+        "model log-prob -3.000 below -2.855 (the 0.05 quantile of fra_Latn log_prob, 59 scored rows)"
     assert "t-005" not in {k[1] for k in rejects} and "1 translated rows have no score" in \
         result.skipped_checks["low_confidence"]
     kept = {r["id"]: r["log_prob"] for r in pq.read_table(tmp_path / "filtered" / "fra_Latn.parquet").to_pylist()}
