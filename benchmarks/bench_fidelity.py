@@ -25,6 +25,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import yaml
 
+from benchmarks import fidelity_qe
 from benchmarks.synth import synthetic_parallel_set
 from quality.filters import SPAN_REASONS
 from quality.stage import run_filter
@@ -280,10 +281,29 @@ def synth_recall(params: Params, quick: bool) -> dict[str, Any]:
     return out
 
 
-def run(quick: bool = False) -> dict[str, Any]:
+def _filter_at(root: Path, source: pa.Table, translated: dict[str, pa.Table], params: Params
+               ) -> dict[tuple[str, str], dict[str, str]]:
+    _write(root, source, translated)
+    return _run(root, params)[1]
+
+
+def qe_sets() -> dict[str, fidelity_qe.DevSet]:
+    """The zh and DeepL dev sets as imported translations (no log_prob), for the QE measurement."""
+    zh = pq.read_table(DATA / "mt-dev" / "zh_open-chinese_dev.parquet")
+    de = pq.read_table(DATA / "mt-dev" / "de_deepl.parquet")
+    zh_scores = dict(zip(pc.cast(zh.column("id"), pa.string()).to_pylist(), zh.column("gpt4o_score").to_pylist(),
+                         strict=True))
+    return {"zh": (*_mt_sets(zh), "zho_Hans", zh_scores), "de": (*_mt_sets(de), "deu_Latn", None)}
+
+
+def run(quick: bool = False, qe_model: str | None = None, limit: int | None = None) -> dict[str, Any]:
+    """qe_model: a converted CTranslate2 NLLB directory; its QE scores of the dev sets (fidelity_qe),
+    on `limit` records of each when given."""
     if not (DATA / "mt-dev").exists() or not (DATA / "hplt-test").exists():
         return {"summary": {"skipped": f"{DATA} (mt-dev, hplt-test) not found: real data needed"}}
     params = all_filters_params()
+    qe = fidelity_qe.measure(Path(qe_model) if qe_model else None, limit, params,
+                             qe_sets() if qe_model else {}, WORK / "qe", _filter_at)
     zh = zh_scores(params, quick)
     de = de_kept(params, quick)
     hplt = hplt_retention(params)
@@ -298,7 +318,10 @@ def run(quick: bool = False) -> dict[str, Any]:
         **{f"hplt_kept_{lang}": share for lang, share in hplt.items()},
         **{f"recall_hplt_{name}": v["recall"] for name, v in corrupt.items()},
         **{f"recall_synth_{name}": v["recall"] for name, v in synth.items()},
+        "qe_measured": qe["measured"],
+        **({f"qe{'_smoke' if qe['smoke'] else ''}_{p}_{k}": v for p, row in qe["percentiles"].items()
+            for k, v in row["all_filters"].items() if k.endswith("share")} if qe["measured"] else {}),
     }
     return {"summary": summary, "filters_left_as_in_params": list(OWN_TRANSLATION_ONLY), "zh": zh, "de": de,
             "hplt_retention": hplt, "hplt_corruption_recall": corrupt,
-            "synth_recall": synth}
+            "synth_recall": synth, "qe": qe}

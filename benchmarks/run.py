@@ -77,13 +77,18 @@ def write_results_md() -> None:
     RESULTS_MD.write_text("\n".join(lines))
 
 
-def run_one(name: str, quick: bool, rows: int | None = None) -> dict[str, Any]:
-    """rows: the size of a benchmark that takes one (bench_quality); its result goes to <name>_<rows>.json."""
+def run_one(name: str, quick: bool, rows: int | None = None, options: dict[str, Any] | None = None) -> dict[str, Any]:
+    """rows: the size of a benchmark that takes one (bench_quality); its result goes to <name>_<rows>.json.
+    options: a benchmark's own flags (fidelity: qe_model, limit), passed when set."""
     module = importlib.import_module(f"benchmarks.bench_{name}")
     load_start = os.getloadavg()[0]  # other work on the machine skews timings: record it
     started = time.perf_counter()
-    result = module.run(quick=quick, rows=rows) if rows else module.run(quick=quick)
+    options = {k: v for k, v in (options or {}).items() if v is not None}
+    result = module.run(quick=quick, rows=rows, **options) if rows else module.run(quick=quick, **options)
     command = f"make bench-{name}" if not quick else f"python -m benchmarks.run --quick {name}"
+    if options:
+        command = f"python -m benchmarks.run {'--quick ' if quick else ''}{name} " + " ".join(
+            f"--{k.replace('_', '-')} {v}" for k, v in options.items())
     result["meta"] = {
         "command": f"python -m benchmarks.run {name} --rows {rows}" if rows else command,
         "quick": quick,
@@ -103,10 +108,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("names", nargs="+")
     parser.add_argument("--quick", action="store_true", help="small sizes, for a sanity check")
     parser.add_argument("--rows", type=int, help="size of the run, for benchmarks that take one (quality)")
+    parser.add_argument("--qe-model", help="fidelity: a converted CTranslate2 NLLB directory; QE-scores the dev sets")
+    parser.add_argument("--limit", type=int, help="fidelity with --qe-model: records of each dev set scored")
     args = parser.parse_args(argv)
     for name in args.names:
         print(f"== bench {name}", flush=True)
-        result = run_one(name, args.quick, args.rows)
+        result = run_one(name, args.quick, args.rows, {"qe_model": args.qe_model, "limit": args.limit})
         for key, value in result.get("summary", {}).items():
             print(f"   {key}: {_cell(value)}")
     write_results_md()

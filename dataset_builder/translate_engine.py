@@ -194,6 +194,35 @@ class CTranslate2Engine:
         self.stats.seconds += time.perf_counter() - started
         return [r for r in results if r is not None]
 
+    def score_pairs(self, pairs: Sequence[tuple[str, str]]) -> list[UnitResult]:
+        """Forced decoding (CTranslate2 `score_batch`): the model's score of a given translation of each
+        unit, for translations it did not produce (dataset_builder.qe_score). The target is forced after
+        the target-language token, which is not scored (offset=1); the score is the mean log-probability
+        of the target tokens and `</s>`, as translate's `return_scores` gives per token."""
+        if not pairs:
+            return []
+        started = time.perf_counter()
+        tokenizer = self.tokenizer
+        sources = [tokenizer.convert_ids_to_tokens(list(ids)) for ids in self.source_ids([s for s, _ in pairs])]
+        target_ids = tokenizer([t for _, t in pairs], add_special_tokens=False)["input_ids"]
+        targets = [[self.tgt_lang, *tokenizer.convert_ids_to_tokens(ids)] for ids in target_ids]
+        translator = self.translator
+        submit_started = time.perf_counter()
+        scored = translator.score_batch(sources, targets, max_batch_size=self.settings.max_batch_tokens,
+                                        batch_type="tokens", max_input_length=0, offset=1)
+        self.stats.engine_seconds += time.perf_counter() - submit_started
+        results = [UnitResult(target, len(source) - self.special_tokens, len(tokens) - 1, truncated=False,
+                              score=sum(r.log_probs) / len(r.log_probs) if r.log_probs else None)
+                   for (_, target), source, tokens, r in zip(pairs, sources, targets, scored, strict=True)]
+        self.stats.batches += 1
+        self.stats.units += len(pairs)
+        self.stats.source_tokens += sum(r.source_tokens for r in results)
+        self.stats.target_tokens += sum(r.target_tokens for r in results)
+        if self.on_batch:
+            self.on_batch(len(pairs), sum(r.target_tokens for r in results))
+        self.stats.seconds += time.perf_counter() - started
+        return results
+
 
 @dataclass(frozen=True)
 class TranslatorFactory(DriverEngineCache):

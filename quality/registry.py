@@ -90,7 +90,7 @@ FILTERS: tuple[Filter, ...] = (
     Filter("refusal", ("refusal",), _response("refusal"), prepare=_response_flags, default=False),
     Filter("assistant_chatter", ("assistant_chatter",), _response("assistant_chatter"), default=False),
     Filter("low_confidence", ("low_confidence",),
-           lambda ctx: confidence.checks(ctx.con, ctx.filters.low_confidence, ctx.skipped), default=False),
+           lambda ctx: confidence.checks(ctx.con, ctx.quality, ctx.skipped), default=False),
     Filter("round_trip", ("round_trip",), _round_trip, default=False, on=lambda q: True),
     Filter(None, ("duplicate",), source_rows=True, on=lambda q: q.dedup.exact),
     Filter(None, ("near_duplicate",), source_rows=True, on=lambda q: q.dedup.near),

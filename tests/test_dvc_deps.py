@@ -30,6 +30,7 @@ RUNS = {
     "evaluate": {"dataset_builder", "quality", "schemas", "trl_training"},  # fidelity uses quality.langid
     "respond": {"dataset_builder", "schemas"},
     "round_trip": {"dataset_builder", "schemas"},
+    "qe_score": {"dataset_builder", "schemas"},
     "report": {"dataset_builder", "quality", "schemas"},
     "benchmark": {"dataset_builder", "schemas", "trl_training"},
     "compare": {"dataset_builder", "schemas", "trl_training"},

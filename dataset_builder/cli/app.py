@@ -20,6 +20,7 @@ from dataset_builder.cli.commands import (
     report,
     respond,
     round_trip,
+    score,
     training,
     translate,
     translate_many,
@@ -114,7 +115,7 @@ def model_prepare(
         typer.echo(f"model prepare: {kind} '{spec}' -> {out}{note}")
 
 
-AREAS = (translate, translate_many, round_trip, respond, quality, validation, export, training, evaluation,
+AREAS = (translate, translate_many, round_trip, score, respond, quality, validation, export, training, evaluation,
          report, doctor, recipes)
 for area in AREAS:
     area.register(app, model_app)

@@ -80,11 +80,16 @@ class LowConfidenceParams(FilterSwitch):
     percentile: float | None = Field(default=0.02, gt=0, lt=1)
     min_log_prob: float | None = Field(default=None, le=0)
     min_rows: int = Field(default=50, ge=1)
+    # Rows without a log_prob but with a QE score (the score stage: NLLB's forced-decoding score of an
+    # imported translation) are judged by that score: below min_qe_score (absolute), or below the
+    # `percentile` quantile of their language's QE-scored rows (a population apart from log_prob rows).
+    min_qe_score: float | None = Field(default=None, le=0)
 
     @model_validator(mode="after")
     def _one_rule(self) -> LowConfidenceParams:
-        if self.enabled and self.percentile is None and self.min_log_prob is None:
-            raise ValueError("low_confidence is enabled but both percentile and min_log_prob are null; set one")
+        if self.enabled and self.percentile is None and self.min_log_prob is None and self.min_qe_score is None:
+            raise ValueError("low_confidence is enabled but percentile, min_log_prob and min_qe_score are all null; "
+                             "set one")
         return self
 
 
@@ -107,6 +112,15 @@ class RoundTripFilterParams(FilterSwitch):
 class RoundTripParams(Section):
     sample: int = Field(default=50, ge=1)  # records per language back-translated for the audit
     dir: str = "data/round_trip"  # where the round-trip stage writes and the filter stage reads
+
+
+class QeParams(Section):
+    # The score stage (`polyinstruct score`): the translation model's forced-decoding score of translations our
+    # translate stage did not produce (imported MT), read by quality.filters.low_confidence. Off: the stage
+    # writes empty score files and loads no model.
+    enabled: bool = False
+    dir: str = "data/qe"  # where the score stage writes and the filter stage reads
+    max_pair_tokens: int = Field(default=512, ge=8)  # a longer unit pair leaves its record unscored
 
 
 class LanguageBoundParams(FilterSwitch):
@@ -163,6 +177,7 @@ class QualityParams(Section):
     dedup: DedupParams = DedupParams()
     filters: FiltersParams = FiltersParams()
     round_trip: RoundTripParams = RoundTripParams()
+    qe: QeParams = QeParams()
     # DuckDB's memory for the filter stage (its database file spills to a temporary folder beyond it), e.g.
     # "2GB"; the stage's peak memory is this plus one language's rows and the language-ID models.
     memory_limit: str = Field(default="2GB", pattern=r"^\d+(\.\d+)?\s*(KB|MB|GB|TB|KiB|MiB|GiB|TiB)$")
