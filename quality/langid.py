@@ -27,10 +27,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, fields, replace
-from functools import cache, lru_cache
+from functools import cache
 from typing import TYPE_CHECKING
 
 import duckdb
+import numpy as np
 import pyarrow as pa
 import regex
 
@@ -170,6 +171,16 @@ def lingua_knows(flores: str) -> bool:
 FOREIGN_SCRIPT_NOISE = 0.2
 
 
+# A text at least this share of whose letters are in a script only the expected language uses among lid.176's
+# labels skips the model (`script_decides`; measured agreement in the module docstring).
+SOLE_SCRIPT_MIN_FRACTION = 0.9
+# fastText's first guess a likely confusion with at least this probability: fastText rejects without lingua
+# (measured on the fidelity bench: module docstring).
+LINGUA_BELOW = 0.9
+# Latin-script prose shorter than this (characters) that fastText rejects goes to lingua for confirmation.
+SHORT_PROSE = 50
+
+
 def _script_share(text: str, script: str) -> float:
     """The share of `text`'s letters in `script`; 1.0 (no evidence of noise) for a script not listed here.
     Called only on the few texts whose fastText guess is doubtful."""
@@ -208,14 +219,27 @@ def _accepted(expected: str) -> frozenset[str]:
     return frozenset({prefix}).union(*(group for group in EQUIVALENT if prefix in group))
 
 
-@lru_cache(maxsize=64)
-def _detector(prefixes: tuple[str, ...], low_accuracy: bool) -> lingua.LanguageDetector:
-    """Built once per candidate set and mode: construction and model loading are slow."""
-    from lingua import LanguageDetectorBuilder
+_DETECTORS: dict[tuple[tuple[str, ...], bool], lingua.LanguageDetector] = {}
 
-    by_prefix = _lingua_by_prefix()
-    builder = LanguageDetectorBuilder.from_languages(*[by_prefix[p] for p in prefixes])
-    return (builder.with_low_accuracy_mode() if low_accuracy else builder).build()
+
+def _detector(prefixes: tuple[str, ...], low_accuracy: bool) -> lingua.LanguageDetector:
+    """Built once per candidate set and mode until `release_models`: construction and model loading are slow."""
+    key = (prefixes, low_accuracy)
+    if key not in _DETECTORS:
+        from lingua import LanguageDetectorBuilder
+
+        by_prefix = _lingua_by_prefix()
+        builder = LanguageDetectorBuilder.from_languages(*[by_prefix[p] for p in prefixes])
+        _DETECTORS[key] = (builder.with_low_accuracy_mode() if low_accuracy else builder).build()
+    return _DETECTORS[key]
+
+
+def release_models() -> None:
+    """Unload lingua's language models and drop the detectors (the filter stage calls it after each language,
+    so lingua's memory does not grow with the number of languages)."""
+    for detector in _DETECTORS.values():
+        detector.unload_language_models()
+    _DETECTORS.clear()
 
 
 def _detect(texts: Sequence[str], prefixes: tuple[str, ...], low_accuracy_min_chars: int | None) \
@@ -246,100 +270,161 @@ def needs_lingua(expected: str) -> bool:
     return len(candidates_for(expected)) > 1
 
 
+def script_decides(expected: str) -> bool:
+    """Whether a text written (almost) only in `expected`'s script can skip fastText: no other lid.176 label is
+    written in that script (Thai, Hangul, Tamil ...), so the model's verdict is the script's (measured: module
+    docstring). lingua is not needed there either: it has nothing to choose among."""
+    expected = resolve(expected).flores
+    script = _script(expected)
+    letters = SCRIPT_CLASSES.get(script, "")
+    # Jpan's letters include Han, which Chinese shares: only a script that is one Unicode script qualifies.
+    return letters.count("\\p{") == 1 and lid_model.sole_script_languages().get(script) == expected \
+        and not needs_lingua(expected)
+
+
+# Verdict codes of `judge_arrays`.
+NOT_JUDGED, WRONG, RIGHT = -1, 0, 1
+
+
 def judge(prose: Sequence[str | None], script_fraction: Sequence[float | None], expected: str,
-          config: JudgeConfig = JudgeConfig.of(), stats: dict[str, int] | None = None
+          config: JudgeConfig = JudgeConfig.of(), stats: dict[str, int] | None = None, measured: bool = False
           ) -> tuple[list[bool | None], list[str | None]]:
     """Whether each prose text is in `expected` (None: too short to judge), with a reason when not.
 
     `prose` and `script_fraction` come from `prose_sql` and `script_fraction_sql` (SQL does that work);
     the texts that pass the script check go to fastText in one batch and, where it is needed, to
-    lingua in one parallel batch per mode (see the module docstring). `stats`, when given, counts the
-    texts each model saw (`fasttext`, `lingua`)."""
+    lingua in one parallel batch per mode (see the module docstring). `measured`: the fractions were measured
+    on these texts by `script_fraction_sql` (not asserted by the caller), so a text (almost) wholly in a script
+    only `expected` uses may skip the model (`script_decides`). `stats`, when given, counts the texts each
+    model saw (`fasttext`, `lingua`) and those the script decided (`script`)."""
+    verdicts, reasons = judge_arrays(prose, script_fraction, expected, config, stats, measured)
+    return ([None if v == NOT_JUDGED else bool(v) for v in verdicts.tolist()],
+            [reasons.get(i) for i in range(len(prose))])
+
+
+def judge_arrays(prose: Sequence[str | None], script_fraction: Sequence[float | None] | np.ndarray, expected: str,
+                 config: JudgeConfig = JudgeConfig.of(), stats: dict[str, int] | None = None, measured: bool = False
+                 ) -> tuple[np.ndarray, dict[int, str]]:
+    """`judge` as an int8 array of NOT_JUDGED / WRONG / RIGHT and the reasons of the WRONG rows by index."""
     expected = resolve(expected).flores
     script = _script(expected)
-    min_len = min_prose_chars(script, config.min_chars)
-    verdicts: list[bool | None] = [None] * len(prose)
-    reasons: list[str | None] = [None] * len(prose)
-    to_model: list[int] = []
-    lingua_only = config.identifier == "lingua"
-    lingua_needed = needs_lingua(expected)
-    for i, (text, fraction) in enumerate(zip(prose, script_fraction, strict=True)):
-        if text is None or len(text) < min_len:
-            continue
-        if fraction is not None and fraction < config.min_script_fraction:
-            verdicts[i] = False
-            reasons[i] = f"only {fraction:.0%} of letters in the {script} script"
-        elif lingua_needed or not lingua_only:
-            to_model.append(i)
-        else:
-            verdicts[i] = True
     counts = stats if stats is not None else {}
-    to_lingua = to_model if lingua_only else _fasttext_verdicts(prose, to_model, expected, config, verdicts,
-                                                                reasons, counts)
-    counts["lingua"] = counts.get("lingua", 0) + len(to_lingua)
-    if not to_lingua:
-        return verdicts, reasons
-    candidates = candidates_for(expected)
-    prefixes = tuple(_prefix(c) for c in candidates)
-    accepted = _accepted(expected)
-    texts = [prose[i] or "" for i in to_lingua]
-    for i, (code, confidence) in zip(to_lingua, _detect(texts, prefixes, config.low_accuracy_min_chars),
-                                     strict=True):
-        if code is None:
-            continue  # lingua could not decide: not judged
-        if _prefix(code) in accepted:
-            verdicts[i] = True
-        elif confidence >= config.threshold(expected):
-            verdicts[i] = False
-            reasons[i] = f"detected {code} (confidence {confidence:.2f}) among {', '.join(candidates)}"
-        # else: another language leads, but not clearly (mixed text, English terms): not judged
+    n = len(prose)
+    lengths = np.fromiter((len(t) if t is not None else 0 for t in prose), np.int64, n)
+    fraction = np.asarray(script_fraction, dtype=np.float64)  # None -> nan: no letters, or an unknown script
+    verdicts = np.full(n, NOT_JUDGED, np.int8)
+    reasons: dict[int, str] = {}
+    judged = lengths >= min_prose_chars(script, config.min_chars)
+    wrong_script = judged & (fraction < config.min_script_fraction)
+    verdicts[wrong_script] = WRONG
+    for i in np.flatnonzero(wrong_script).tolist():
+        reasons[i] = f"only {fraction[i]:.0%} of letters in the {script} script"
+    open_rows = judged & ~wrong_script
+    if measured and script_decides(expected):
+        by_script = open_rows & (fraction >= SOLE_SCRIPT_MIN_FRACTION)
+        verdicts[by_script] = RIGHT
+        open_rows &= ~by_script
+        counts["script"] = counts.get("script", 0) + int(by_script.sum())
+    rows = np.flatnonzero(open_rows)
+    if config.identifier == "lingua":
+        if not needs_lingua(expected):
+            verdicts[rows] = RIGHT
+            rows = rows[:0]
+        _lingua_verdicts(prose, rows, expected, config, verdicts, reasons, counts)
+    else:
+        _fasttext_verdicts(prose, rows, expected, config, verdicts, reasons, counts)
     return verdicts, reasons
 
 
-def _fasttext_verdicts(prose: Sequence[str | None], rows: list[int], expected: str, config: JudgeConfig,
-                       verdicts: list[bool | None], reasons: list[str | None], counts: dict[str, int]) -> list[int]:
-    """fastText's verdict on `rows` (filled into verdicts/reasons); returns the rows lingua must decide."""
-    counts["fasttext"] = counts.get("fasttext", 0) + len(rows)
-    if not rows:
-        return []
+def _lingua_verdicts(prose: Sequence[str | None], rows: np.ndarray, expected: str, config: JudgeConfig,
+                     verdicts: np.ndarray, reasons: dict[int, str], counts: dict[str, int],
+                     extra: tuple[str, ...] = (), confirm_only: bool = False) -> None:
+    """lingua's verdict on `rows`, among `expected`'s candidates (and `extra` FLORES codes). confirm_only: the
+    rows are already WRONG (fastText); lingua can only clear them, by naming the expected language."""
+    if not len(rows):
+        return
+    counts["lingua"] = counts.get("lingua", 0) + len(rows)
+    candidates = tuple(dict.fromkeys((*candidates_for(expected), *(c for c in extra if lingua_knows(c)))))
+    prefixes = tuple(_prefix(c) for c in candidates)
+    accepted = _accepted(expected)
+    threshold = config.threshold(expected)
+    texts = [prose[i] or "" for i in rows.tolist()]
+    for i, (code, confidence) in zip(rows.tolist(), _detect(texts, prefixes, config.low_accuracy_min_chars),
+                                     strict=True):
+        if code is not None and _prefix(code) in accepted:
+            verdicts[i] = RIGHT
+            reasons.pop(i, None)
+        elif confirm_only:
+            continue
+        elif code is not None and confidence >= threshold:
+            verdicts[i] = WRONG
+            reasons[i] = f"detected {code} (confidence {confidence:.2f}) among {', '.join(candidates)}"
+        # else: lingua undecided, or another language leads but not clearly (mixed text, English terms): not judged
+
+
+def _categories(guesses: list[str], expected: str, confusions: frozenset[str]) -> np.ndarray:
+    """Per fastText guess: 0 accepted, 1 a likely confusion, 2 another language in the expected script,
+    3 a language of another script."""
     prefix = _prefix(expected)
     accepted = frozenset({prefix}).union(*(group for group in EQUIVALENT if prefix in group))
+    script = _script(expected)
+    of = {}
+    for code in set(guesses):
+        p = _prefix(code)
+        of[code] = 0 if p in accepted else 1 if p in confusions else \
+            3 if "_" in code and _script(code) != script else 2
+    return np.array([of[g] for g in guesses], np.int8)
+
+
+def _fasttext_verdicts(prose: Sequence[str | None], rows: np.ndarray, expected: str, config: JudgeConfig,
+                       verdicts: np.ndarray, reasons: dict[int, str], counts: dict[str, int]) -> None:
+    """fastText's verdict on `rows`, and lingua's where it can change it (module docstring, step 3)."""
+    counts["fasttext"] = counts.get("fasttext", 0) + len(rows)
+    if not len(rows):
+        return
     covered = lid_model.covers(expected)
     lingua_knows_it = lingua_knows(expected)
     # English is no confusion for fastText (lingua adds it to every Latin-script set for its own sake).
     confusions = frozenset(_prefix(c) for c in candidates_for(expected)) - {"eng"} if lingua_knows_it \
         else frozenset()
     threshold = config.threshold(expected)
-    to_lingua: list[int] = []
-    texts = [prose[i] or "" for i in rows]
-    guesses = lid_model.first_guess(texts)
-    doubtful = [k for k, code in enumerate(guesses) if _prefix(code) not in accepted]
-    for k in range(len(rows)):
-        if _prefix(guesses[k]) in accepted:
-            verdicts[rows[k]] = True
-    for k, ranked in zip(doubtful, lid_model.predict([texts[k] for k in doubtful], k=1), strict=True):
-        i = rows[k]
-        code, probability = ranked[0] if ranked else ("", 0.0)
-        if "_" in code and _script(code) != _script(expected) and _prefix(code) not in confusions \
-                and _script_share(texts[k], _script(code)) < FOREIGN_SCRIPT_NOISE:
-            # The text passed the script check and hardly uses the guessed language's script, so the guess is
-            # the model's noise (lid.176 calls plain short Chinese Korean or Vietnamese): the script decides.
-            verdicts[i] = True
-            continue
-        if covered:
-            if _prefix(code) in confusions:
-                to_lingua.append(i)  # a confusable pair: lingua is the stronger judge
-            elif probability >= threshold:
-                verdicts[i] = False
-                reasons[i] = f"fastText: {code} (probability {probability:.2f})"
-        elif lingua_knows_it:
-            to_lingua.append(i)
-        elif _prefix(code) == "eng" and probability >= threshold:  # lid.176 lacks it: only English is ruled out
-            verdicts[i] = False
-            reasons[i] = f"fastText: {code} (probability {probability:.2f}); lid.176 lacks {expected}"
-        else:
-            verdicts[i] = True
-    return to_lingua
+    texts = [prose[i] or "" for i in rows.tolist()]
+    codes, flat = lid_model.ranked(texts, k=1)
+    probability = np.frombuffer(flat, np.float64)
+    category = _categories(codes, expected, confusions)
+    verdicts[rows[category == 0]] = RIGHT
+    # A guess in another script the text hardly uses is the model's noise (lid.176 calls plain short Chinese Korean
+    # or Vietnamese): the text passed the script check, so the script decides.
+    for k in np.flatnonzero(category == 3).tolist():
+        if _script_share(texts[k], _script(codes[k])) < FOREIGN_SCRIPT_NOISE:
+            verdicts[rows[k]] = RIGHT
+            category[k] = 0
+    other = category > 0
+    if not covered:
+        if lingua_knows_it:
+            _lingua_verdicts(prose, rows[other], expected, config, verdicts, reasons, counts)
+            return
+        verdicts[rows[other]] = RIGHT  # lid.176 lacks it: only English is ruled out
+        english = np.flatnonzero(other & (probability >= threshold)
+                                 & np.array([_prefix(c) == "eng" for c in codes], bool))
+        for k in english.tolist():
+            verdicts[rows[k]] = WRONG
+            reasons[int(rows[k])] = f"fastText: {codes[k]} (probability {probability[k]:.2f}); lid.176 lacks {expected}"
+        return
+    # A likely confusion: lingua, stronger on such pairs, decides unless fastText is sure.
+    confused = category == 1
+    ask = confused & (probability < LINGUA_BELOW)
+    sure = other & ~ask & (probability >= threshold)
+    for k in np.flatnonzero(sure).tolist():
+        verdicts[rows[k]] = WRONG
+        reasons[int(rows[k])] = f"fastText: {codes[k]} (probability {probability[k]:.2f})"
+    _lingua_verdicts(prose, rows[ask], expected, config, verdicts, reasons, counts)
+    # Short Latin-script prose fastText rejects for another Latin-script language ("Rechne 4,19 kg in Pfund um."
+    # -> por 0.98): lingua may clear it by naming the expected language.
+    if lingua_knows_it and _script(expected) == "Latn":
+        short = sure & (category == 2) & (np.fromiter((len(t) for t in texts), np.int64, len(texts)) < SHORT_PROSE)
+        guesses = tuple(sorted({codes[k] for k in np.flatnonzero(short).tolist()}))
+        _lingua_verdicts(prose, rows[short], expected, config, verdicts, reasons, counts, guesses, confirm_only=True)
 
 
 def _prose_and_scripts(texts: Sequence[str], scripts: Sequence[str], max_chars: int) \
@@ -364,4 +449,4 @@ def matches_language(texts: Sequence[str], expected: str, min_chars: int = 20,
     expected = resolve(expected).flores
     config = replace(config or JudgeConfig.of(), min_chars=min_chars)
     prose, fractions = _prose_and_scripts(texts, [_script(expected)], config.max_chars)
-    return judge(prose, fractions[_script(expected)], expected, config)[0]
+    return judge(prose, fractions[_script(expected)], expected, config, measured=True)[0]

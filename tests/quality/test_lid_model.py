@@ -69,14 +69,46 @@ def test_thresholds_are_per_language() -> None:
         parse_params({"quality": {"filters": {"lang_id": {"thresholds": {"ne": 1.5}}}}}, "test")
 
 
-def test_confusable_pairs_go_to_lingua() -> None:
+def test_confusable_pairs_go_to_lingua_where_fasttext_is_unsure() -> None:
     from quality.langid import judge
 
-    portuguese = "O Brasil é o maior país da América do Sul e a sua capital é Brasília, no planalto central."
+    sure = "O Brasil é o maior país da América do Sul e a sua capital é Brasília, no planalto central."  # por 0.99
+    unsure = "Explique o conceito de aprendizagem automática em termos simples."  # fastText: por 0.85
     stats: dict[str, int] = {}
-    verdicts, reasons = judge([portuguese, SPANISH], [1.0, 1.0], "spa_Latn", JudgeConfig.of(), stats)
-    assert verdicts == [False, True] and stats == {"fasttext": 2, "lingua": 1}
-    assert reasons[0] is not None and "por_Latn" in reasons[0]
+    verdicts, reasons = judge([sure, unsure, SPANISH], [1.0, 1.0, 1.0], "spa_Latn", JudgeConfig.of(), stats)
+    assert verdicts == [False, False, True] and stats == {"fasttext": 3, "lingua": 1}
+    assert reasons[0] is not None and reasons[0].startswith("fastText: por_Latn")
+    assert reasons[1] is not None and reasons[1].startswith("detected por_Latn")
+
+
+def test_lingua_may_clear_short_prose_fasttext_rejects() -> None:
+    """lid.176 calls "Rechne kg in Pfund um" (the prose of a DeepL record) Portuguese at 0.98; lingua names
+    German, so it is kept; a short Portuguese text stays rejected."""
+    from quality.langid import judge
+
+    stats: dict[str, int] = {}
+    verdicts, reasons = judge(["Rechne kg in Pfund um", "Escreva uma frase sobre o tempo hoje na cidade."],
+                              [1.0, 1.0], "deu_Latn", JudgeConfig.of(), stats)
+    assert verdicts == [True, False] and stats == {"fasttext": 2, "lingua": 2}
+    assert reasons[1] is not None and reasons[1].startswith("fastText: por_Latn")
+
+
+def test_the_script_decides_only_where_no_other_lid176_label_uses_it() -> None:
+    from quality.langid import _prose_and_scripts, judge, script_decides
+
+    assert all(lid_model.label_script(label) for label in lid_model.labels())  # every label's script is known
+    owned = lid_model.sole_script_languages()
+    assert owned["Thai"] == "tha_Thai" and owned["Hang"] == "kor_Hang"
+    assert "Geor" not in owned and "Beng" not in owned and "Hebr" not in owned  # xmf, as/bpy, yi share them
+    assert not script_decides("jpn_Jpan") and not script_decides("zho_Hans") and not script_decides("fra_Latn")
+    thai = "ประเทศไทยตั้งอยู่ในเอเชียตะวันออกเฉียงใต้และมีกรุงเทพมหานครเป็นเมืองหลวง"
+    prose, fractions = _prose_and_scripts([thai, ENGLISH], ["Thai"], 200)
+    stats: dict[str, int] = {}
+    verdicts, _ = judge(prose, fractions["Thai"], "tha_Thai", JudgeConfig.of(), stats, measured=True)
+    assert verdicts == [True, False] and stats == {"script": 1, "fasttext": 0}  # English fails the script check
+    stats = {}
+    verdicts, _ = judge([thai, ENGLISH], [1.0, 1.0], "tha_Thai", JudgeConfig.of(), stats)  # asserted, not measured
+    assert verdicts == [True, False] and stats == {"fasttext": 2}
 
 
 def test_english_is_rejected_for_every_bactrian_x_language() -> None:
