@@ -108,8 +108,9 @@ def prose_sql(expr: str, max_chars: int) -> str:
     clip = max(4 * max_chars, 400)  # code stripping may remove a lot; look a little further than needed
     stripped = f"regexp_replace(left({expr}, {clip}), '{_CODE_SPANS}', ' ', 'g')"
     stripped = f"regexp_replace({stripped}, '{_CODE_LINES}', ' ', 'g')"
-    letters = f"regexp_replace({stripped}, '[^\\p{{L}}\\p{{M}}\\s]+', ' ', 'g')"
-    return f"left(trim(regexp_replace({letters}, '\\s+', ' ', 'g')), {max_chars})"
+    # Every run of characters that are not letters or marks (whitespace included) becomes one space.
+    letters = f"regexp_replace({stripped}, '[^\\p{{L}}\\p{{M}}]+', ' ', 'g')"
+    return f"left(trim({letters}), {max_chars})"
 
 
 def script_fraction_sql(prose: str, script: str) -> str:
@@ -120,8 +121,9 @@ def script_fraction_sql(prose: str, script: str) -> str:
     if cls is None:
         return "NULL::DOUBLE"
     weight = SCRIPT_LETTER_WEIGHT.get(script, 1)
-    letters = f"length(regexp_replace({prose}, '[^\\p{{L}}]', '', 'g'))"
-    in_script = f"length(regexp_replace({prose}, '[^{cls}]', '', 'g'))"
+    # Runs (`+`): one replacement per gap between letters, not one per character.
+    letters = f"length(regexp_replace({prose}, '[^\\p{{L}}]+', '', 'g'))"
+    in_script = f"length(regexp_replace({prose}, '[^{cls}]+', '', 'g'))"
     return (f"CASE WHEN {letters} = 0 THEN NULL "
             f"ELSE {weight} * {in_script} / ({letters} + {weight - 1} * {in_script}) END")
 
@@ -174,10 +176,8 @@ FOREIGN_SCRIPT_NOISE = 0.2
 # A text at least this share of whose letters are in a script only the expected language uses among lid.176's
 # labels skips the model (`script_decides`; measured agreement in the module docstring).
 SOLE_SCRIPT_MIN_FRACTION = 0.9
-# fastText's first guess a likely confusion with at least this probability: fastText rejects without lingua
-# (measured on the fidelity bench: module docstring).
-LINGUA_BELOW = 0.9
-# Latin-script prose shorter than this (characters) that fastText rejects goes to lingua for confirmation.
+# Latin-script prose shorter than this (characters) that fastText calls another Latin-script language, with
+# the expected one second, goes to lingua (lid.176 is weak on very short text).
 SHORT_PROSE = 50
 
 
@@ -338,9 +338,8 @@ def judge_arrays(prose: Sequence[str | None], script_fraction: Sequence[float | 
 
 def _lingua_verdicts(prose: Sequence[str | None], rows: np.ndarray, expected: str, config: JudgeConfig,
                      verdicts: np.ndarray, reasons: dict[int, str], counts: dict[str, int],
-                     extra: tuple[str, ...] = (), confirm_only: bool = False) -> None:
-    """lingua's verdict on `rows`, among `expected`'s candidates (and `extra` FLORES codes). confirm_only: the
-    rows are already WRONG (fastText); lingua can only clear them, by naming the expected language."""
+                     extra: tuple[str, ...] = ()) -> None:
+    """lingua's verdict on `rows`, among `expected`'s candidates (and `extra`: fastText's guesses)."""
     if not len(rows):
         return
     counts["lingua"] = counts.get("lingua", 0) + len(rows)
@@ -353,9 +352,6 @@ def _lingua_verdicts(prose: Sequence[str | None], rows: np.ndarray, expected: st
                                      strict=True):
         if code is not None and _prefix(code) in accepted:
             verdicts[i] = RIGHT
-            reasons.pop(i, None)
-        elif confirm_only:
-            continue
         elif code is not None and confidence >= threshold:
             verdicts[i] = WRONG
             reasons[i] = f"detected {code} (confidence {confidence:.2f}) among {', '.join(candidates)}"
@@ -389,14 +385,15 @@ def _fasttext_verdicts(prose: Sequence[str | None], rows: np.ndarray, expected: 
         else frozenset()
     threshold = config.threshold(expected)
     texts = [prose[i] or "" for i in rows.tolist()]
-    codes, flat = lid_model.ranked(texts, k=1)
-    probability = np.frombuffer(flat, np.float64)
-    category = _categories(codes, expected, confusions)
+    codes, flat = lid_model.ranked(texts, k=2)
+    first, second = codes[0::2], codes[1::2]
+    probability = np.frombuffer(flat, np.float64)[0::2]
+    category = _categories(first, expected, confusions)
     verdicts[rows[category == 0]] = RIGHT
     # A guess in another script the text hardly uses is the model's noise (lid.176 calls plain short Chinese Korean
     # or Vietnamese): the text passed the script check, so the script decides.
     for k in np.flatnonzero(category == 3).tolist():
-        if _script_share(texts[k], _script(codes[k])) < FOREIGN_SCRIPT_NOISE:
+        if _script_share(texts[k], _script(first[k])) < FOREIGN_SCRIPT_NOISE:
             verdicts[rows[k]] = RIGHT
             category[k] = 0
     other = category > 0
@@ -406,25 +403,25 @@ def _fasttext_verdicts(prose: Sequence[str | None], rows: np.ndarray, expected: 
             return
         verdicts[rows[other]] = RIGHT  # lid.176 lacks it: only English is ruled out
         english = np.flatnonzero(other & (probability >= threshold)
-                                 & np.array([_prefix(c) == "eng" for c in codes], bool))
+                                 & np.array([_prefix(c) == "eng" for c in first], bool))
         for k in english.tolist():
             verdicts[rows[k]] = WRONG
-            reasons[int(rows[k])] = f"fastText: {codes[k]} (probability {probability[k]:.2f}); lid.176 lacks {expected}"
+            reasons[int(rows[k])] = f"fastText: {first[k]} (probability {probability[k]:.2f}); lid.176 lacks {expected}"
         return
-    # A likely confusion: lingua, stronger on such pairs, decides unless fastText is sure.
-    confused = category == 1
-    ask = confused & (probability < LINGUA_BELOW)
+    # lingua is asked only where it can change fastText's verdict: fastText's second guess is the expected
+    # language, and its first a likely confusion (lingua is stronger on such pairs) or, on short Latin-script
+    # prose, any other Latin-script language ("Rechne kg in Pfund um" -> por 0.98, deu second).
+    runner_up = _categories(second, expected, confusions) == 0
+    short = np.fromiter((len(t) for t in texts), np.int64, len(texts)) < SHORT_PROSE
+    ask = runner_up & ((category == 1) | (short & (category == 2) & (_script(expected) == "Latn")))
+    if not lingua_knows_it:
+        ask[:] = False
     sure = other & ~ask & (probability >= threshold)
     for k in np.flatnonzero(sure).tolist():
         verdicts[rows[k]] = WRONG
-        reasons[int(rows[k])] = f"fastText: {codes[k]} (probability {probability[k]:.2f})"
-    _lingua_verdicts(prose, rows[ask], expected, config, verdicts, reasons, counts)
-    # Short Latin-script prose fastText rejects for another Latin-script language ("Rechne 4,19 kg in Pfund um."
-    # -> por 0.98): lingua may clear it by naming the expected language.
-    if lingua_knows_it and _script(expected) == "Latn":
-        short = sure & (category == 2) & (np.fromiter((len(t) for t in texts), np.int64, len(texts)) < SHORT_PROSE)
-        guesses = tuple(sorted({codes[k] for k in np.flatnonzero(short).tolist()}))
-        _lingua_verdicts(prose, rows[short], expected, config, verdicts, reasons, counts, guesses, confirm_only=True)
+        reasons[int(rows[k])] = f"fastText: {first[k]} (probability {probability[k]:.2f})"
+    guesses = tuple(sorted({first[k] for k in np.flatnonzero(ask).tolist()}))
+    _lingua_verdicts(prose, rows[ask], expected, config, verdicts, reasons, counts, guesses)
 
 
 def _prose_and_scripts(texts: Sequence[str], scripts: Sequence[str], max_chars: int) \

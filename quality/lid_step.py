@@ -42,7 +42,10 @@ def language_ids(con: duckdb.DuckDBPyConnection, lid: LangIdParams, progress: An
     # One pass, sorted by language: each language's slice is then read without scanning the rows table again.
     con.execute(f"""CREATE TEMP TABLE lid_prose AS SELECT j.lang, r.rid, {prose} AS prose FROM rows r
         JOIN judge_rows j USING (rid) LEFT JOIN rows s ON s.is_source AND s.id = r.id ORDER BY j.lang, r.rid""")
-    counts = con.execute("SELECT lang, count(*) FROM lid_prose GROUP BY lang ORDER BY lang").fetchall()
+    # Languages sharing lingua's candidate set (a family) run one after another, so its models load once and are
+    # released when the set changes: lingua's memory does not grow with the number of languages.
+    counts = sorted(con.execute("SELECT lang, count(*) FROM lid_prose GROUP BY lang").fetchall(),
+                    key=lambda found: (sorted(langid.candidates_for(found[0])), found[0]))
     total = sum(n for _, n in counts)
     task = progress.add_task("filter: language ID", total=total, unit="texts")
     rid_parts: list[np.ndarray] = []
@@ -50,7 +53,11 @@ def language_ids(con: duckdb.DuckDBPyConnection, lid: LangIdParams, progress: An
     model_counts: dict[str, int] = {}
     judge_seconds = 0.0
     with lid_model.parallel(os.cpu_count() or 1):
+        family: list[str] = []
         for lang, rows in counts:
+            if sorted(langid.candidates_for(lang)) != family:
+                langid.release_models()
+                family = sorted(langid.candidates_for(lang))
             table = con.sql(
                 f"SELECT rid, prose, {langid.script_fraction_sql('prose', resolve(lang).script)} AS fraction "
                 "FROM lid_prose WHERE lang = $1", params=[lang]).to_arrow_table()
@@ -58,12 +65,12 @@ def language_ids(con: duckdb.DuckDBPyConnection, lid: LangIdParams, progress: An
             verdicts, reasons = langid.judge_arrays(table.column("prose").to_pylist(),
                                                     table.column("fraction").to_numpy(), lang, config, model_counts,
                                                     measured=True)
-            langid.release_models()  # lingua's models for this language's candidates: memory stays flat
             judge_seconds += time.perf_counter() - judge_started
             wrong = np.flatnonzero(verdicts == langid.WRONG)
             rid_parts.append(table.column("rid").to_numpy()[wrong])
             details.extend(reasons.get(i) or "wrong language" for i in wrong.tolist())
             progress.advance(task, rows)
+        langid.release_models()
     con.execute("DROP TABLE lid_prose")
     rids = np.concatenate(rid_parts) if rid_parts else np.empty(0, np.int64)
     failures = pa.table({"rid": pa.array(rids, pa.int64()), "detail": pa.array(details, pa.string())})
