@@ -181,6 +181,9 @@ SOLE_SCRIPT_MIN_FRACTION = 0.9
 SHORT_PROSE = 50
 
 
+_KANA = regex.compile(r"[\p{Hiragana}\p{Katakana}]")
+
+
 def _script_share(text: str, script: str) -> float:
     """The share of `text`'s letters in `script`; 1.0 (no evidence of noise) for a script not listed here.
     Called only on the few texts whose fastText guess is doubtful."""
@@ -394,6 +397,12 @@ def _fasttext_verdicts(prose: Sequence[str | None], rows: np.ndarray, expected: 
     # or Vietnamese): the text passed the script check, so the script decides.
     for k in np.flatnonzero(category == 3).tolist():
         if _script_share(texts[k], _script(first[k])) < FOREIGN_SCRIPT_NOISE:
+            verdicts[rows[k]] = RIGHT
+            category[k] = 0
+    # Japanese is written with kana: Han-only text fastText calls Japanese (lid.176 does so for short Chinese) is
+    # not, and the script check it passed decides.
+    for k in np.flatnonzero((category > 0) & np.array([_prefix(c) == "jpn" for c in first], bool)).tolist():
+        if _KANA.search(texts[k]) is None:
             verdicts[rows[k]] = RIGHT
             category[k] = 0
     other = category > 0
