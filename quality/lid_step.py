@@ -13,7 +13,7 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 
-from quality import langid, lid_model
+from quality import langid, lid_lingua, lid_model
 from schemas.languages import resolve
 from schemas.params import LangIdParams
 
@@ -56,7 +56,7 @@ def language_ids(con: duckdb.DuckDBPyConnection, lid: LangIdParams, progress: An
         family: list[str] = []
         for lang, rows in counts:
             if sorted(langid.candidates_for(lang)) != family:
-                langid.release_models()
+                lid_lingua.release_models()
                 family = sorted(langid.candidates_for(lang))
             table = con.sql(
                 f"SELECT rid, prose, {langid.script_fraction_sql('prose', resolve(lang).script)} AS fraction "
@@ -70,7 +70,7 @@ def language_ids(con: duckdb.DuckDBPyConnection, lid: LangIdParams, progress: An
             rid_parts.append(table.column("rid").to_numpy()[wrong])
             details.extend(reasons.get(i) or "wrong language" for i in wrong.tolist())
             progress.advance(task, rows)
-        langid.release_models()
+        lid_lingua.release_models()
     con.execute("DROP TABLE lid_prose")
     rids = np.concatenate(rid_parts) if rid_parts else np.empty(0, np.int64)
     failures = pa.table({"rid": pa.array(rids, pa.int64()), "detail": pa.array(details, pa.string())})
