@@ -104,14 +104,16 @@ def script_shortcut_agreement(records: int) -> dict[str, Any]:
             model, _ = langid.judge_arrays(texts, fractions, lang, config)
             decided = (short == langid.RIGHT) & (fractions >= langid.SOLE_SCRIPT_MIN_FRACTION)
             per_lang[f"{corpus} {lang}"] = {"by_script": int(decided.sum()),
-                                           "fasttext_agrees": int((model[decided] == langid.RIGHT).sum())}
+                                           "fasttext_agrees": int((model[decided] == langid.RIGHT).sum()),
+                                           "fasttext_rejects": int((model[decided] == langid.WRONG).sum())}
     finally:
         con.close()
     total = sum(v["by_script"] for v in per_lang.values())
     agree = sum(v["fasttext_agrees"] for v in per_lang.values())
+    rejects = sum(v["fasttext_rejects"] for v in per_lang.values())
     return {"languages_real_texts": sorted({lang for _, lang, _ in real}),
             "real_languages_the_script_decides": sorted({lang for _, lang, _ in real if langid.script_decides(lang)}),
-            "texts_decided_by_script": total, "fasttext_agrees": agree,
+            "texts_decided_by_script": total, "fasttext_agrees": agree, "fasttext_rejects": rejects,
             "agreement": round(agree / total, 5) if total else None, "per_language": per_lang,
             "min_fraction": langid.SOLE_SCRIPT_MIN_FRACTION}
 

@@ -69,6 +69,7 @@ SCRIPT_CLASSES: dict[str, str] = {
     "Grek": r"\p{Greek}", "Hebr": r"\p{Hebrew}", "Ethi": r"\p{Ethiopic}", "Hang": r"\p{Hangul}",
     "Kore": r"\p{Hangul}\p{Han}", "Hans": r"\p{Han}", "Hant": r"\p{Han}",
     "Jpan": r"\p{Han}\p{Hiragana}\p{Katakana}", "Tfng": r"\p{Tifinagh}", "Olck": r"\p{Ol_Chiki}",
+    "Thaa": r"\p{Thaana}",
 }
 # Likely confusions, by ISO 639-3 prefix of the FLORES code. English joins every Latin-script set.
 FAMILIES: tuple[frozenset[str], ...] = tuple(frozenset(f.split()) for f in (
@@ -297,6 +298,11 @@ def _lingua_verdicts(prose: Sequence[str | None], rows: np.ndarray, expected: st
         # else: lingua undecided, or another language leads but not clearly (mixed text, English terms): not judged
 
 
+def _guess_script(code: str) -> str | None:
+    """The script of a fastText guess: a FLORES code's, or that of a lid.176 label NLLB lacks (la, ia, vo ...)."""
+    return _script(code) if "_" in code else lid_model.label_script(code)
+
+
 def _categories(guesses: list[str], expected: str, confusions: frozenset[str]) -> np.ndarray:
     """Per fastText guess: 0 accepted, 1 a likely confusion, 2 another language in the expected script,
     3 a language of another script."""
@@ -307,7 +313,7 @@ def _categories(guesses: list[str], expected: str, confusions: frozenset[str]) -
     for code in set(guesses):
         p = _prefix(code)
         of[code] = 0 if p in accepted else 1 if p in confusions else \
-            3 if "_" in code and _script(code) != script else 2
+            3 if _guess_script(code) not in (None, script) else 2
     return np.array([of[g] for g in guesses], np.int8)
 
 
@@ -332,7 +338,7 @@ def _fasttext_verdicts(prose: Sequence[str | None], rows: np.ndarray, expected: 
     # A guess in another script the text hardly uses is the model's noise (lid.176 calls plain short Chinese Korean
     # or Vietnamese): the text passed the script check, so the script decides.
     for k in np.flatnonzero(category == 3).tolist():
-        if _script_share(texts[k], _script(first[k])) < FOREIGN_SCRIPT_NOISE:
+        if _script_share(texts[k], _guess_script(first[k]) or "") < FOREIGN_SCRIPT_NOISE:
             verdicts[rows[k]] = RIGHT
             category[k] = 0
     # Japanese is written with kana: Han-only text fastText calls Japanese (lid.176 does so for short Chinese) is
