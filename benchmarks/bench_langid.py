@@ -7,6 +7,8 @@ extraction and script fraction, then `quality.langid.judge`. Reported: texts/s o
 CPU-second, all threads counted), their ratios, the SQL share, and the share of texts each keeps per
 language (the human translations should all stay).
 quick=True: 4,000 texts; default 40,000; `python -m benchmarks.bench_langid --rows N` for any size.
+Also `script_shortcut`: on the texts the script decides alone (`langid.script_decides`), fastText's own verdict,
+to show it agrees (`--shortcut-only RECORDS` runs only that).
 """
 
 from __future__ import annotations
