@@ -133,3 +133,14 @@ def test_a_guess_in_a_script_the_text_hardly_uses_is_noise() -> None:
     assert _script_share(chinese, "Hang") == 0.0 and _script_share(chinese, "Latn") == 0.0
     assert _script_share(ENGLISH, "Latn") == 1.0
     assert _script_share("abc", "Zzzz") == 1.0  # an unlisted script: no evidence of noise
+
+
+def test_lingua_detectors_are_released() -> None:
+    """The stage releases lingua's detectors when the language family changes, so its memory stays flat."""
+    from quality import lid_lingua
+    from quality.langid import judge
+
+    judge(["Describe una persona famosa de la historia de tu país."], [1.0], "por_Latn")
+    assert lid_lingua._DETECTORS
+    lid_lingua.release_models()
+    assert not lid_lingua._DETECTORS
