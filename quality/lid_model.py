@@ -162,11 +162,6 @@ def _line(text: str) -> str:
     return line.lower() if line.isupper() else line  # lid.176 mistakes capitals for other languages
 
 
-def _first_labels(lines: list[str]) -> list[str]:
-    """lid.176's first label of each line (a worker's job in `parallel`)."""
-    return [found[0][9:] if found else "" for found in _model().f.multilinePredict(lines, 1, 0.0, "strict")]
-
-
 def _ranked_part(lines: list[str], k: int) -> tuple[list[str], array]:
     """lid.176's `k` best labels of each line and their probabilities, flat (a worker's job in `parallel`); ""
     and 0.0 where it gives fewer. fasttext-predict's multi-line call returns no probabilities: one call a line."""
@@ -186,7 +181,7 @@ def _ranked_part(lines: list[str], k: int) -> tuple[list[str], array]:
 
 @contextmanager
 def parallel(workers: int) -> Iterator[None]:
-    """Within this block, `first_guess` spreads long batches over `workers` processes, each loading the model
+    """Within this block, `ranked` spreads long batches over `workers` processes, each loading the model
     once (about 1 s); one worker (or one core) runs in this process."""
     if workers < 2:
         yield
@@ -199,17 +194,6 @@ def parallel(workers: int) -> Iterator[None]:
     finally:
         _POOL.pop()
         pool.shutdown(cancel_futures=True)
-
-
-def first_guess(texts: Sequence[str]) -> list[str]:
-    """The most likely language of each text (FLORES code, or lid.176's label for a language NLLB lacks),
-    in batched calls: fasttext-predict's multi-line predict returns labels only, which is all a text
-    in its expected language needs. Texts are single lines of prose (newlines are replaced)."""
-    if not texts:
-        return []
-    mapping = label_map()
-    parts = _spread(_first_labels, [_line(t) + "\n" for t in texts])
-    return [mapping.get(label, label) for part in parts for label in part]
 
 
 def _spread(job: Callable[[list[str]], T], lines: list[str]) -> list[T]:
@@ -234,15 +218,3 @@ def ranked(texts: Sequence[str], k: int = 2) -> tuple[list[str], array]:
         codes.extend(mapping.get(label, label) for label in part_labels)
         probabilities.extend(part_probabilities)
     return codes, probabilities
-
-
-def predict(texts: Sequence[str], k: int = 2) -> list[list[tuple[str, float]]]:
-    """The `k` most likely languages of each text, with their probabilities (one call per text)."""
-    model = _model()
-    mapping = label_map()
-    found: list[list[tuple[str, float]]] = []
-    for text in texts:
-        labels, probs = model.predict(_line(text), k=k)
-        found.append([(mapping.get(label[9:], label[9:]), min(float(p), 1.0)) for label, p in zip(labels, probs,
-                                                                                                   strict=True)])
-    return found

