@@ -7,11 +7,14 @@ extraction and script fraction, then `quality.langid.judge`. Reported: texts/s o
 CPU-second, all threads counted), their ratios, the SQL share, and the share of texts each keeps per
 language (the human translations should all stay).
 quick=True: 4,000 texts; default 40,000; `python -m benchmarks.bench_langid --rows N` for any size.
+Also `script_shortcut`: on the texts the script decides alone (`langid.script_decides`), fastText's own verdict,
+to show it agrees (`--shortcut-only RECORDS` runs only that).
 """
 
 from __future__ import annotations
 
 import json
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -20,6 +23,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from benchmarks.synth import synthetic_parallel_set
 from quality import langid
 from schemas.errors import PolyinstructError
 from schemas.languages import resolve
@@ -72,6 +76,50 @@ def language_id_step(con: duckdb.DuckDBPyConnection, config: langid.JudgeConfig)
             "texts_by_model": stats, "kept_share": {k: round(a / n, 4) for k, (a, n) in sorted(kept.items())}}
 
 
+def script_shortcut_agreement(records: int) -> dict[str, Any]:
+    """Where the script decides alone (`langid.script_decides`: a text (almost) wholly in a script no other lid.176
+    label uses), does fastText agree? Every text of those languages is judged both ways: with the shortcut, and
+    through fastText alone. The texts: benchmarks.synth's real-shape set (`records` x 51 languages; its
+    Gujarati, Khmer, Korean, ... rows are script substitutions of real English) and the real texts of
+    `real_texts` (no language there has a script of its own: the shortcut must not apply to any of them)."""
+    config = langid.JudgeConfig.of()
+    con = duckdb.connect()
+    per_lang: dict[str, dict[str, int]] = {}
+    try:
+        with tempfile.TemporaryDirectory(prefix="bench-langid-") as tmp:
+            synthetic_parallel_set(Path(tmp), records=records, languages=52, seed=0, real_text=True)
+            con.execute(f"CREATE TABLE texts AS SELECT 'synth' AS corpus, lang, instruction || chr(10) || output AS "
+                        f"text FROM read_parquet('{tmp}/translated/*.parquet')")
+        real = real_texts()
+        columns = ("corpus", "lang", "text")
+        con.register("real", pa.table({name: [t[k] for t in real] for k, name in enumerate(columns)}))
+        con.execute("INSERT INTO texts SELECT * FROM real")
+        prose = langid.prose_sql("text", config.max_chars)
+        pairs = con.execute("SELECT DISTINCT corpus, lang FROM texts ORDER BY ALL").fetchall()
+        for corpus, lang in [(c, lang) for c, lang in pairs if langid.script_decides(lang)]:
+            table = con.sql(f"SELECT prose, {langid.script_fraction_sql('prose', resolve(lang).script)} AS f FROM "
+                            f"(SELECT {prose} AS prose FROM texts WHERE corpus = $1 AND lang = $2)",
+                            params=[corpus, lang]).to_arrow_table()
+            texts, fractions = table.column("prose").to_pylist(), table.column("f").to_numpy()
+            stats: dict[str, int] = {}
+            short, _ = langid.judge_arrays(texts, fractions, lang, config, stats, measured=True)
+            model, _ = langid.judge_arrays(texts, fractions, lang, config)
+            decided = (short == langid.RIGHT) & (fractions >= langid.SOLE_SCRIPT_MIN_FRACTION)
+            per_lang[f"{corpus} {lang}"] = {"by_script": int(decided.sum()),
+                                           "fasttext_agrees": int((model[decided] == langid.RIGHT).sum()),
+                                           "fasttext_rejects": int((model[decided] == langid.WRONG).sum())}
+    finally:
+        con.close()
+    total = sum(v["by_script"] for v in per_lang.values())
+    agree = sum(v["fasttext_agrees"] for v in per_lang.values())
+    rejects = sum(v["fasttext_rejects"] for v in per_lang.values())
+    return {"languages_real_texts": sorted({lang for _, lang, _ in real}),
+            "real_languages_the_script_decides": sorted({lang for _, lang, _ in real if langid.script_decides(lang)}),
+            "texts_decided_by_script": total, "fasttext_agrees": agree, "fasttext_rejects": rejects,
+            "agreement": round(agree / total, 5) if total else None, "per_language": per_lang,
+            "min_fraction": langid.SOLE_SCRIPT_MIN_FRACTION}
+
+
 def run(quick: bool = False, rows: int | None = None) -> dict[str, Any]:
     rows = rows or (4_000 if quick else 40_000)
     texts = real_texts()
@@ -112,7 +160,10 @@ def run(quick: bool = False, rows: int | None = None) -> dict[str, Any]:
         "fasttext_zh_dev_kept": fast["kept_share"]["mt-dev/zh_open-chinese_dev.parquet zho_Hans"],
         "meets_20k_per_s": fast["texts_per_s"] >= 20_000,
     }
-    return {"summary": summary, "fasttext": fast, "lingua": lingua,
+    shortcut = script_shortcut_agreement(200 if quick else 2000)
+    summary |= {"script_decided_texts": shortcut["texts_decided_by_script"],
+                "script_decided_fasttext_agreement": shortcut["agreement"]}
+    return {"summary": summary, "fasttext": fast, "lingua": lingua, "script_shortcut": shortcut,
             "note": "both identifiers timed in the same run on the same texts, models loaded beforehand; "
                     "the step is what quality.stage runs: SQL prose + script fraction, then judge"}
 
@@ -123,5 +174,10 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rows", type=int, default=None)
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--shortcut-only", type=int, metavar="RECORDS", default=None,
+                        help="only the script-shortcut agreement, on RECORDS x 51 languages")
     args = parser.parse_args()
+    if args.shortcut_only:
+        print(json.dumps(script_shortcut_agreement(args.shortcut_only), indent=2))
+        raise SystemExit(0)
     print(json.dumps(run(quick=args.quick, rows=args.rows), indent=2))

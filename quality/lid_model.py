@@ -14,12 +14,13 @@ from __future__ import annotations
 
 import importlib.resources
 import multiprocessing
-from collections.abc import Iterator, Sequence
+from array import array
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
-from functools import cache
+from functools import cache, partial
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from schemas.errors import PolyinstructError
 from schemas.languages import UnknownLanguageError, nllb_codes, resolve
@@ -32,8 +33,18 @@ MACRO_ALIASES: dict[str, str] = {"msa": "zsm", "sqi": "als", "nor": "nob", "uzb"
                                  "zho": "zho", "est": "est", "aze": "azj", "ara": "arb", "fas": "pes",
                                  "lav": "lvs", "mon": "khk", "nep": "npi", "pus": "pbt", "swa": "swh",
                                  "hbs": "hrv", "bih": "bho", "kok": "gom"}
+# Scripts of the lid.176 labels that have no NLLB-200 code (the mapped labels' scripts are in their FLORES codes):
+# with them every label's script is known, so `sole_script_languages` can tell which scripts one label owns.
+_SCRIPT_OF_UNMAPPED: dict[str, str] = {
+    "Latn": "als an bar bcl br co diq dsb eml frr fy gv hif hsb ia ie io jbo kw la mwl nah nap nds pam pfl pms rm sco "
+            "vep vls vo",
+    "Cyrl": "av bxr ce cv krc kv lez mhr mrj myv os rue sah tyv xal", "Arab": "lrc mzn pnb", "Deva": "gom new",
+    "Beng": "bpy", "Thaa": "dv", "Geor": "xmf"}
+UNMAPPED_LABEL_SCRIPTS: dict[str, str] = {label: script for script, found in _SCRIPT_OF_UNMAPPED.items()
+                                          for label in found.split()}
 # Batches at least this long are split over the worker processes of `parallel` (fasttext-predict holds the GIL).
 PARALLEL_MIN_TEXTS = 4000
+T = TypeVar("T")
 _POOL: list[tuple[ProcessPoolExecutor, int]] = []  # the innermost `parallel` block's executor, workers
 # lid.176's deprecated or non-standard labels.
 _LABEL_ALIASES: dict[str, str] = {"sh": "hbs", "bh": "bih", "eml": "egl", "nah": "nhe", "als": "gsw",
@@ -98,10 +109,8 @@ def label_map() -> dict[str, str]:
         by_prefix.setdefault(code.split("_", 1)[0], code)
     for lang_code in ("zho_Hans", "arb_Arab"):  # several scripts: the registry's is the default
         by_prefix[lang_code.split("_", 1)[0]] = lang_code
-    labels, _ = _model().predict("language", k=-1)
     mapping = {}
-    for raw in labels:
-        label = raw.removeprefix("__label__")
+    for label in labels():
         flores = _flores_of_label(label, by_prefix)
         if flores is not None:
             mapping[label] = flores
@@ -123,19 +132,56 @@ def covered() -> tuple[str, ...]:
     return tuple(sorted(set(label_map().values())))
 
 
+def labels() -> tuple[str, ...]:
+    """lid.176's 176 labels (without `__label__`)."""
+    found, _ = _model().predict("language", k=-1)
+    return tuple(label.removeprefix("__label__") for label in found)
+
+
+def label_script(label: str) -> str | None:
+    """The ISO 15924 script a lid.176 label is written in (None: unknown to this module)."""
+    flores = label_map().get(label)
+    return flores.split("_", 1)[1] if flores is not None else UNMAPPED_LABEL_SCRIPTS.get(label)
+
+
+@cache
+def sole_script_languages() -> dict[str, str]:
+    """Script -> the FLORES code of the only lid.176 label written in it (Thai -> tha_Thai, Hangul -> kor_Hang):
+    for a text in such a script fastText has no other label to give it (measured: see quality.langid)."""
+    by_script: dict[str, list[str]] = {}
+    for label in labels():
+        script = label_script(label)
+        if script is not None:
+            by_script.setdefault(script, []).append(label)
+    mapping = label_map()
+    return {script: mapping[found[0]] for script, found in by_script.items() if len(found) == 1 and found[0] in mapping}
+
+
 def _line(text: str) -> str:
     line = text.replace("\n", " ")
     return line.lower() if line.isupper() else line  # lid.176 mistakes capitals for other languages
 
 
-def _first_labels(lines: list[str]) -> list[str]:
-    """lid.176's first label of each line (a worker's job in `parallel`)."""
-    return [found[0][9:] if found else "" for found in _model().f.multilinePredict(lines, 1, 0.0, "strict")]
+def _ranked_part(lines: list[str], k: int) -> tuple[list[str], array]:
+    """lid.176's `k` best labels of each line and their probabilities, flat (a worker's job in `parallel`); ""
+    and 0.0 where it gives fewer. fasttext-predict's multi-line call returns no probabilities: one call a line."""
+    predict = _model().f.predict
+    found_labels: list[str] = []
+    probabilities = array("d")
+    for line in lines:
+        found = predict(line, k, 0.0, "strict")
+        for probability, label in found:
+            found_labels.append(label[9:])
+            probabilities.append(min(probability, 1.0))
+        for _ in range(k - len(found)):
+            found_labels.append("")
+            probabilities.append(0.0)
+    return found_labels, probabilities
 
 
 @contextmanager
 def parallel(workers: int) -> Iterator[None]:
-    """Within this block, `first_guess` spreads long batches over `workers` processes, each loading the model
+    """Within this block, `ranked` spreads long batches over `workers` processes, each loading the model
     once (about 1 s); one worker (or one core) runs in this process."""
     if workers < 2:
         yield
@@ -150,31 +196,25 @@ def parallel(workers: int) -> Iterator[None]:
         pool.shutdown(cancel_futures=True)
 
 
-def first_guess(texts: Sequence[str]) -> list[str]:
-    """The most likely language of each text (FLORES code, or lid.176's label for a language NLLB lacks),
-    in batched calls: fasttext-predict's multi-line predict returns labels only, which is all a text
-    in its expected language needs. Texts are single lines of prose (newlines are replaced)."""
-    if not texts:
-        return []
-    mapping = label_map()
-    lines = [_line(t) + "\n" for t in texts]
+def _spread(job: Callable[[list[str]], T], lines: list[str]) -> list[T]:
+    """`job` over `lines`, split over the workers of the innermost `parallel` block when the batch is long."""
     if _POOL and len(lines) >= PARALLEL_MIN_TEXTS:
         pool, workers = _POOL[-1]
         size = -(-len(lines) // workers)
-        parts = pool.map(_first_labels, [lines[k:k + size] for k in range(0, len(lines), size)])
-        labels = [label for part in parts for label in part]
-    else:
-        labels = _first_labels(lines)
-    return [mapping.get(label, label) for label in labels]
+        return list(pool.map(job, [lines[k:k + size] for k in range(0, len(lines), size)]))
+    return [job(lines)]
 
 
-def predict(texts: Sequence[str], k: int = 2) -> list[list[tuple[str, float]]]:
-    """The `k` most likely languages of each text, with their probabilities (one call per text)."""
-    model = _model()
+def ranked(texts: Sequence[str], k: int = 2) -> tuple[list[str], array]:
+    """The `k` most likely languages of each text (FLORES code, or lid.176's label for a language NLLB
+    lacks; "" past the model's list) and their probabilities, flat: text i's are [i*k, (i+1)*k). Batched
+    over the workers of `parallel`."""
+    if not texts:
+        return [], array("d")
     mapping = label_map()
-    found: list[list[tuple[str, float]]] = []
-    for text in texts:
-        labels, probs = model.predict(_line(text), k=k)
-        found.append([(mapping.get(label[9:], label[9:]), min(float(p), 1.0)) for label, p in zip(labels, probs,
-                                                                                                   strict=True)])
-    return found
+    codes: list[str] = []
+    probabilities = array("d")
+    for part_labels, part_probabilities in _spread(partial(_ranked_part, k=k), [_line(t) + "\n" for t in texts]):
+        codes.extend(mapping.get(label, label) for label in part_labels)
+        probabilities.extend(part_probabilities)
+    return codes, probabilities

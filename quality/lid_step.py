@@ -10,9 +10,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import duckdb
+import numpy as np
 import pyarrow as pa
 
-from quality import langid, lid_model
+from quality import langid, lid_lingua, lid_model
 from schemas.languages import resolve
 from schemas.params import LangIdParams
 
@@ -24,45 +25,54 @@ class LangIdRun:
     texts: int = 0
     seconds: float = 0.0
     judge_seconds: float = 0.0
-    model_texts: dict[str, int] = field(default_factory=dict)  # texts each model saw (fasttext, lingua)
+    # texts each model saw (fasttext, lingua), and those the script decided alone (script)
+    model_texts: dict[str, int] = field(default_factory=dict)
 
 
 def language_ids(con: duckdb.DuckDBPyConnection, lid: LangIdParams, progress: Any) -> LangIdRun:
-    """Language ID of the rows of table judge_rows (rid, lang): prose + script fraction in SQL, then
-    quality.langid.judge (the script decides where it can; fastText, in parallel, and lingua where it cannot),
-    one language at a time."""
+    """Language ID of the rows of table judge_rows (rid, lang): prose in one SQL pass over every language, then
+    per language its script fraction (SQL) and quality.langid.judge_arrays (the script decides where only the
+    language uses it; fastText, in parallel, elsewhere; lingua where it can change fastText's verdict)."""
     config = langid.JudgeConfig.of(lid)
     started = time.perf_counter()
-    langs = [r[0] for r in con.execute("SELECT lang, count(*) FROM judge_rows GROUP BY lang ORDER BY lang")
-             .fetchall()]
-    total = con.execute("SELECT count(*) FROM judge_rows").fetchall()[0][0]
-    task = progress.add_task("filter: language ID", total=total, unit="texts")
-    rids: list[int] = []
-    details: list[str] = []
-    model_counts: dict[str, int] = {}
-    judge_seconds = 0.0
     # An output copied verbatim from the source (code, or the answer to "translate into French") is no evidence of
     # the wrong language: only the instruction is judged then (a copied English prose output is english_left's).
     prose = langid.prose_sql("r.instruction || chr(10) || CASE WHEN r.output = s.output THEN '' ELSE r.output END",
                              config.max_chars)
+    # One pass, sorted by language: each language's slice is then read without scanning the rows table again.
+    con.execute(f"""CREATE TEMP TABLE lid_prose AS SELECT j.lang, r.rid, {prose} AS prose FROM rows r
+        JOIN judge_rows j USING (rid) LEFT JOIN rows s ON s.is_source AND s.id = r.id ORDER BY j.lang, r.rid""")
+    # Languages sharing lingua's candidate set (a family) run one after another, so its models load once and are
+    # released when the set changes: lingua's memory does not grow with the number of languages.
+    counts = sorted(con.execute("SELECT lang, count(*) FROM lid_prose GROUP BY lang").fetchall(),
+                    key=lambda found: (sorted(langid.candidates_for(found[0])), found[0]))
+    total = sum(n for _, n in counts)
+    task = progress.add_task("filter: language ID", total=total, unit="texts")
+    rid_parts: list[np.ndarray] = []
+    details: list[str] = []
+    model_counts: dict[str, int] = {}
+    judge_seconds = 0.0
     with lid_model.parallel(os.cpu_count() or 1):
-        for lang in langs:
-            script = resolve(lang).script
+        family: list[str] = []
+        for lang, rows in counts:
+            if sorted(langid.candidates_for(lang)) != family:
+                lid_lingua.release_models()
+                family = sorted(langid.candidates_for(lang))
             table = con.sql(
-                f"SELECT rid, prose, {langid.script_fraction_sql('prose', script)} AS fraction FROM ("
-                f"SELECT r.rid, {prose} AS prose FROM rows r JOIN judge_rows j USING (rid) "
-                f"LEFT JOIN rows s ON s.is_source AND s.id = r.id WHERE j.lang = $1)",
-                params=[lang]).to_arrow_table()
-            texts = table.column("prose").to_pylist()
+                f"SELECT rid, prose, {langid.script_fraction_sql('prose', resolve(lang).script)} AS fraction "
+                "FROM lid_prose WHERE lang = $1", params=[lang]).to_arrow_table()
             judge_started = time.perf_counter()
-            verdicts, reasons = langid.judge(texts, table.column("fraction").to_pylist(), lang, config, model_counts)
+            verdicts, reasons = langid.judge_arrays(table.column("prose").to_pylist(),
+                                                    table.column("fraction").to_numpy(), lang, config, model_counts,
+                                                    measured=True)
             judge_seconds += time.perf_counter() - judge_started
-            row_ids = table.column("rid").to_pylist()
-            for rid, verdict, reason in zip(row_ids, verdicts, reasons, strict=True):
-                if verdict is False:
-                    rids.append(rid)
-                    details.append(reason or "wrong language")
-            progress.advance(task, table.num_rows)
+            wrong = np.flatnonzero(verdicts == langid.WRONG)
+            rid_parts.append(table.column("rid").to_numpy()[wrong])
+            details.extend(reasons.get(i) or "wrong language" for i in wrong.tolist())
+            progress.advance(task, rows)
+        lid_lingua.release_models()
+    con.execute("DROP TABLE lid_prose")
+    rids = np.concatenate(rid_parts) if rid_parts else np.empty(0, np.int64)
     failures = pa.table({"rid": pa.array(rids, pa.int64()), "detail": pa.array(details, pa.string())})
     return LangIdRun(failures, total, model_counts.get("fasttext", 0) + model_counts.get("lingua", 0),
-                      time.perf_counter() - started, judge_seconds, model_counts)
+                     time.perf_counter() - started, judge_seconds, model_counts)

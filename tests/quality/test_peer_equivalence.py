@@ -24,7 +24,9 @@ def test_same_kept_and_rejected_ids_as_the_peer(tmp_path: Path) -> None:
     assert sum(synth["planted"].values()) > 0
     new = bench_quality.run_stage(data, tmp_path / "new", bench_quality.REPO)
     peer = bench_quality.run_stage(data, tmp_path / "peer_out", peer_tree)
-    same = bench_quality.equivalence(tmp_path / "new", tmp_path / "peer_out")
+    # Language ID's rules changed on purpose since the peer (the script decides where only the language uses it;
+    # lingua only where fastText ranks the expected language second): rows either run rejects for it are left out.
+    same = bench_quality.equivalence(tmp_path / "new", tmp_path / "peer_out", ignore_reasons=frozenset({"lang_id"}))
     assert same["kept"] > 0 and same["rejected"] > 0
     assert same["identical_kept"] and same["identical_rejected"], same
     assert same["rows_with_another_reason"] == 0, same
