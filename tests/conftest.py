@@ -9,6 +9,7 @@ import json
 import os
 import socket
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,9 +17,14 @@ import pytest
 
 from dataset_builder.cli.app import main
 from schemas.timings import timing_path
+from tests.demo_repo import DEMO_GROUP, DemoRepo, build_demo_repo
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA_ENV = "POLYINSTRUCT_SHARED_DATA"
+# pytest-xdist groups (`make test`): each runs in one worker. The heaviest start first (minutes each, from
+# `pytest --durations`), so none is left to run alone at the end.
+RAY_GROUP = "ray"
+HEAVIEST_GROUPS = (DEMO_GROUP, "tests/test_recipes.py", RAY_GROUP)
 SHARED_DATA = Path(os.environ.get(SHARED_DATA_ENV) or REPO_ROOT.parent / "shared" / "data")
 
 
@@ -27,6 +33,35 @@ def shared_data() -> Path:
     if not SHARED_DATA.exists():
         pytest.skip(f"needs the shared real data, not found at {SHARED_DATA} (set {SHARED_DATA_ENV})")
     return SHARED_DATA
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> Iterator[None]:
+    """For `make test`'s `pytest -n 2 --dist loadgroup --no-loadscope-reorder` (pytest-xdist): a test module
+    without an xdist group is its own group, so each module's fixtures are built in one worker only (modules
+    sharing a session fixture name one group). HEAVIEST_GROUPS run first, then groups holding more slow tests,
+    so the longest work does not start last while the other worker idles. Without xdist this only orders."""
+    group_of: dict[pytest.Item, str] = {}
+    for item in items:
+        mark = item.get_closest_marker("xdist_group")
+        if mark is None:
+            item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::")[0]))
+            mark = item.get_closest_marker("xdist_group")
+        group_of[item] = str(mark.args[0] if mark.args else mark.kwargs.get("name", "default"))
+    yield  # xdist names each item's group; pytest orders the items by their fixtures
+    groups: dict[str, list[pytest.Item]] = {}
+    for item in items:
+        groups.setdefault(group_of[item], []).append(item)
+    ordered = sorted(groups.items(), key=lambda group: (
+        HEAVIEST_GROUPS.index(group[0]) if group[0] in HEAVIEST_GROUPS else len(HEAVIEST_GROUPS),
+        -sum(bool(i.get_closest_marker("slow")) for i in group[1])))
+    items[:] = [item for _, group in ordered for item in group]
+
+
+@pytest.fixture(scope="session")
+def demo_repo(tmp_path_factory: pytest.TempPathFactory) -> DemoRepo:
+    """The shrunken demo reproduced once per session (per xdist worker: its tests share one xdist group)."""
+    return build_demo_repo(tmp_path_factory.mktemp("demo_repo"))
 
 
 @pytest.fixture()

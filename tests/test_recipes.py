@@ -21,7 +21,7 @@ from schemas.errors import PolyinstructError
 from schemas.languages import language_set
 from schemas.params import parse_params
 from tests.conftest import run_cli
-from tests.test_pipeline import PACKAGES, REPO_ROOT
+from tests.demo_repo import PACKAGES, REPO_ROOT
 
 
 def test_presets_validate_with_the_papers_settings() -> None:
