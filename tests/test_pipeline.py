@@ -1,4 +1,5 @@
-"""The DVC graph end to end: `dvc repro` on a shrunken demo runs every stage, and a second repro does nothing."""
+"""The DVC graph end to end: `dvc repro` on a shrunken demo runs every stage, and a second repro does nothing.
+The repro is the session's one run of the demo (tests/demo_repo.py), shared with test_versioning."""
 
 from __future__ import annotations
 
