@@ -21,8 +21,6 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("dataset_builder", "quality", "trl_training", "schemas")
 UP_TO_DATE = "Data and pipelines are up to date."
 DEMO_LANGS = ["fra_Latn", "zho_Hans"]
-# The xdist group of every test on the shared run: they run in one worker, which builds it once.
-DEMO_GROUP = "demo_repo"
 
 
 def _env() -> dict[str, str]:

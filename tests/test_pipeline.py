@@ -8,9 +8,9 @@ import json
 import pyarrow.parquet as pq
 import pytest
 
-from tests.demo_repo import DEMO_GROUP, UP_TO_DATE, DemoRepo, sh
+from tests.demo_repo import UP_TO_DATE, DemoRepo, sh
 
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group(DEMO_GROUP)]
+pytestmark = pytest.mark.slow
 
 
 def test_repro_runs_every_stage(demo_repo: DemoRepo) -> None:

@@ -12,11 +12,11 @@ import pyarrow.parquet as pq
 import pytest
 
 from tests.conftest import metrics_with_timing
-from tests.demo_repo import DEMO_GROUP, DEMO_LANGS, UP_TO_DATE, DemoRepo, copy_built, demo_params, sh
+from tests.demo_repo import DEMO_LANGS, UP_TO_DATE, DemoRepo, copy_built, demo_params, sh
 
 LANGS = DEMO_LANGS
 
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group(DEMO_GROUP)]
+pytestmark = pytest.mark.slow
 
 
 def bactrian_params() -> dict:

@@ -17,12 +17,12 @@ import pytest
 import yaml
 
 from dataset_builder.lineage import sha256_json
-from tests.demo_repo import DEMO_GROUP, DEMO_LANGS, UP_TO_DATE, DemoRepo, sh
+from tests.demo_repo import DEMO_LANGS, UP_TO_DATE, DemoRepo, sh
 
 # The threshold the experiment changes, and its value: it must change what the filter keeps.
 EXP_PARAM, EXP_VALUE = "quality.filters.length_ratio.mad_factor", "1"
 
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group(DEMO_GROUP)]
+pytestmark = pytest.mark.slow
 
 
 def tree_digest(folder: Path) -> dict[str, str]:

@@ -22,11 +22,8 @@ from dataset_builder.shard_work import RayOptions
 from dataset_builder.translate_ray import ray_session
 from schemas.errors import PolyinstructError
 from schemas.params import Params, parse_params
-from tests.conftest import RAY_GROUP, metrics_with_timing
+from tests.conftest import metrics_with_timing
 from tests.dataset_builder.respond_helpers import translated_file
-
-# xdist runs the Ray tests in one worker: one local Ray instance at a time on the machine.
-pytestmark = pytest.mark.xdist_group(RAY_GROUP)
 
 N = 24
 SHARD = 4  # six shards: both workers get several

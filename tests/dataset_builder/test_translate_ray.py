@@ -33,10 +33,7 @@ from dataset_builder.translate_ray import (
 from dataset_builder.translation_memory import TranslationMemory, memory_key
 from schemas.errors import PolyinstructError
 from schemas.params import Params, parse_params
-from tests.conftest import RAY_GROUP, metrics_with_timing, run_cli
-
-# xdist runs the Ray tests in one worker: one local Ray instance at a time on the machine.
-pytestmark = pytest.mark.xdist_group(RAY_GROUP)
+from tests.conftest import metrics_with_timing, run_cli
 
 RECORDS = 240  # real Alpaca records: ~1,300 distinct units
 SHARD_UNITS = 48  # a dozen shards in the first run: enough for two workers and a kill mid-run
