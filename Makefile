@@ -26,8 +26,11 @@ demo: venv
 	@echo "demo done: dataset in data/export, adapters in models/adapters, metrics in metrics/, Data Docs in reports/data_docs/index.html"
 	@echo "report (opens offline): $(CURDIR)/reports/index.html"
 
+# pytest-xdist: the test files in PYTEST_WORKERS processes, each file (or group of files, XDIST_GROUPS in
+# tests/conftest.py) in one, the heaviest first (--no-loadscope-reorder keeps that order).
+PYTEST_WORKERS ?= 2
 test: venv chromium
-	pytest -q
+	pytest -q -n $(PYTEST_WORKERS) --dist loadfile --no-loadscope-reorder
 
 # The browser tests open the reports in Debian's chromium package (never a browser download); without it
 # they skip, saying why.

@@ -1,53 +1,24 @@
-"""The DVC graph end to end: `dvc repro` on a shrunken demo runs every stage, and a second repro does nothing."""
+"""The DVC graph end to end: `dvc repro` on a shrunken demo runs every stage, and a second repro does nothing.
+The repro is the session's one run of the demo (tests/demo_repo.py), shared with test_versioning."""
 
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import subprocess
-import sys
-from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
-import yaml
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-PACKAGES = ("dataset_builder", "quality", "trl_training", "schemas")
+from tests.demo_repo import UP_TO_DATE, DemoRepo, sh
 
-
-def _dvc(work: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
-           "DVC_NO_ANALYTICS": "1", "HF_HUB_OFFLINE": "1"}
-    return subprocess.run([sys.executable, "-m", "dvc", *args], cwd=work, env=env, capture_output=True, text=True,
-                          timeout=900)
+pytestmark = pytest.mark.slow
 
 
-@pytest.fixture(scope="module")
-def repro(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, subprocess.CompletedProcess[str]]:
-    work = tmp_path_factory.mktemp("pipeline")
-    for name in PACKAGES:  # the stages' code deps, hashed by DVC
-        shutil.copytree(REPO_ROOT / name, work / name, ignore=shutil.ignore_patterns("__pycache__"))
-    shutil.copy(REPO_ROOT / "dvc.yaml", work / "dvc.yaml")
-    params = yaml.safe_load((REPO_ROOT / "params.yaml").read_text())
-    params["data"]["limit"] = 40
-    params["languages"]["targets"] = ["fra_Latn", "zho_Hans"]
-    params["translate"]["per_language"] = params["languages"]["targets"]  # dvc.yaml's translate foreach
-    params["mixtures"] = [{"name": "multilingual", "recipe": "multilingual"},
-                          {"name": "downsampled", "recipe": "downsampled"}]
-    params["training"]["budget"] = {"steps": 4}
-    params["training"]["max_eval_examples"] = 4
-    params["evaluate"].update(max_eval_examples=4, max_generation_prompts=2, max_new_tokens=8)
-    params["evaluate"]["judge"]["decoding"] = {"max_new_tokens": 8, "temperature": 0.0}
-    (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    assert _dvc(work, "init", "--no-scm", "-q").returncode == 0
-    return work, _dvc(work, "repro")
-
-
-def test_repro_runs_every_stage(repro: tuple[Path, subprocess.CompletedProcess[str]]) -> None:
-    work, proc = repro
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+def test_repro_runs_every_stage(demo_repo: DemoRepo) -> None:
+    work = demo_repo.first
+    demo_repo.require_success()
+    stages = sh(work, "dvc", "stage", "list", "--name-only").stdout.split()
+    assert "report" in stages and "translate@zho_Hans" in stages and "train@1" in stages, stages
+    assert [s for s in stages if f"Running stage '{s}'" not in demo_repo.repro.stdout] == []  # none restored
     assert json.loads((work / "metrics/validation.json").read_text())["success"] is True
     quality = json.loads((work / "metrics/quality.json").read_text())["languages"]
     for lang in ("eng_Latn", "fra_Latn", "zho_Hans"):
@@ -79,10 +50,9 @@ def test_repro_runs_every_stage(repro: tuple[Path, subprocess.CompletedProcess[s
     assert skipped["results"] == [] and "skipped" in skipped  # benchmarks are opt-in
 
 
-def test_second_repro_does_nothing(repro: tuple[Path, subprocess.CompletedProcess[str]]) -> None:
-    work, first = repro
-    if first.returncode != 0:
+def test_second_repro_does_nothing(demo_repo: DemoRepo) -> None:
+    if demo_repo.repro.returncode != 0:
         pytest.skip("first repro failed; see test_repro_runs_every_stage")
-    second = _dvc(work, "repro")
+    second = sh(demo_repo.first, "dvc", "repro", check=False)
     assert second.returncode == 0, second.stderr[-2000:]
-    assert "Data and pipelines are up to date." in second.stdout, second.stdout[-2000:]
+    assert UP_TO_DATE in second.stdout, second.stdout[-2000:]

@@ -1,49 +1,41 @@
-"""Bactrian-X's recipe through DVC: `dvc repro` with responses.mode: generate (the embedded sample,
-three languages, the smoke responder) runs end to end, every kept record has a generated output
-marked smoke, and a second repro does nothing."""
+"""Bactrian-X's recipe through DVC: `dvc repro` with responses.mode: generate (the shrunken demo's sample and
+target languages, the smoke responder) runs end to end, every kept record has a generated output marked smoke,
+and a second repro does nothing. It starts from a copy of the session's demo run (tests/demo_repo.py): the
+ingest, model, translate and round-trip stages are unchanged and DVC does not rerun them."""
 
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
-import yaml
 
 from tests.conftest import metrics_with_timing
-from tests.test_pipeline import PACKAGES, REPO_ROOT, _dvc
+from tests.demo_repo import DEMO_LANGS, UP_TO_DATE, DemoRepo, copy_built, demo_params, sh
 
-LANGS = ["fra_Latn", "rus_Cyrl", "zho_Hans"]
+LANGS = DEMO_LANGS
+
+pytestmark = pytest.mark.slow
 
 
 def bactrian_params() -> dict:
-    """params.yaml switched to the generate recipe, shrunk to run in about a minute."""
-    params = yaml.safe_load((REPO_ROOT / "params.yaml").read_text())
-    params["data"]["limit"] = 20
-    params["languages"]["targets"] = LANGS
-    params["translate"]["per_language"] = params["languages"]["targets"]  # dvc.yaml's translate foreach
+    """The shrunken demo's params switched to the generate recipe."""
+    params = demo_params()
     params["responses"].update(mode="generate", languages=LANGS, records="data/responded")
     params["responses"]["decoding"]["max_new_tokens"] = 32
     params["mixtures"] = [{"name": "multilingual", "recipe": "multilingual"}]
     params["training"].update(budget={"steps": 2}, max_eval_examples=4)
-    params["evaluate"].update(max_eval_examples=4, max_generation_prompts=2, max_new_tokens=8)
-    params["evaluate"]["judge"]["decoding"] = {"max_new_tokens": 8, "temperature": 0.0}
     return params
 
 
-@pytest.mark.slow
-def test_generate_recipe_repro(tmp_path: Path) -> None:
-    work = tmp_path / "pipeline"
-    work.mkdir()
-    for name in PACKAGES:
-        shutil.copytree(REPO_ROOT / name, work / name, ignore=shutil.ignore_patterns("__pycache__"))
-    shutil.copy(REPO_ROOT / "dvc.yaml", work / "dvc.yaml")
-    (work / "params.yaml").write_text(yaml.safe_dump(bactrian_params(), sort_keys=False))
-    assert _dvc(work, "init", "--no-scm", "-q").returncode == 0
-    first = _dvc(work, "repro")
+def test_generate_recipe_repro(demo_repo: DemoRepo, tmp_path: Path) -> None:
+    work = copy_built(demo_repo, tmp_path / "pipeline", bactrian_params())
+    first = sh(work, "dvc", "repro", check=False)
     assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
+    for lang in LANGS:
+        assert f"Running stage 'respond@{lang}'" in first.stdout and f"'translate@{lang}' didn't change" in (
+            first.stdout), first.stdout[-3000:]
 
     responder = None
     for lang in LANGS:
@@ -68,6 +60,6 @@ def test_generate_recipe_repro(tmp_path: Path) -> None:
         assert quality[lang]["kept"] + quality[lang]["rejected"] == quality[lang]["in"]
     assert json.loads((work / "metrics/validation.json").read_text())["success"] is True
 
-    second = _dvc(work, "repro")
+    second = sh(work, "dvc", "repro", check=False)
     assert second.returncode == 0, second.stderr[-2000:]
-    assert "Data and pipelines are up to date." in second.stdout, second.stdout[-2000:]
+    assert UP_TO_DATE in second.stdout, second.stdout[-2000:]

@@ -4,11 +4,8 @@ shrunken smoke version runs end to end under `dvc repro`."""
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +18,7 @@ from schemas.errors import PolyinstructError
 from schemas.languages import language_set
 from schemas.params import parse_params
 from tests.conftest import run_cli
-from tests.test_pipeline import PACKAGES, REPO_ROOT
+from tests.demo_repo import PACKAGES, REPO_ROOT, sh
 
 
 def test_presets_validate_with_the_papers_settings() -> None:
@@ -91,14 +88,6 @@ def test_recipe_command_writes_params(tmp_path: Path, monkeypatch: pytest.Monkey
         load_recipe("nope")
 
 
-def _dvc(work: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
-           "DVC_NO_ANALYTICS": "1", "HF_HUB_OFFLINE": "1"}
-    # A generous limit: about two minutes on an idle machine, much longer on a loaded shared one.
-    return subprocess.run([sys.executable, "-m", "dvc", *args], cwd=work, env=env, capture_output=True, text=True,
-                          timeout=2400)
-
-
 def _source_files(root: Path) -> dict[str, str]:
     """Local stand-ins for the Hub sources, in their real layouts: Alpaca records as Alpaca JSON, and
     other Alpaca records in Dolly's JSONL layout (instruction/context/response)."""
@@ -129,8 +118,8 @@ def test_shrunken_preset_runs_under_dvc_repro(name: str, tmp_path: Path) -> None
     if raw["responses"]["mode"] == "generate" and "respond" not in stages:
         raw["responses"]["mode"] = "translate"  # this checkout has no respond stage yet
     (work / "params.yaml").write_text(yaml.safe_dump(raw, sort_keys=False), encoding="utf-8")
-    assert _dvc(work, "init", "--no-scm", "-q").returncode == 0
-    proc = _dvc(work, "repro")
+    sh(work, "dvc", "init", "--no-scm", "-q")
+    proc = sh(work, "dvc", "repro", check=False)
     assert "budget 2 steps" not in proc.stderr  # the shrunken budget is smoke: no real-run warning
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
 
