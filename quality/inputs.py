@@ -17,7 +17,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from schemas.artifacts import parquet_files
+from schemas.artifacts import parquet_files, read_schema
 from schemas.errors import PolyinstructError
 from schemas.languages import UnknownLanguageError, resolve
 from schemas.records import PARALLEL_REQUIRED_COLUMNS, SOURCE_SCHEMA, TEXT_FIELDS, TRANSLATED_SCHEMA, check_column_types
@@ -31,13 +31,7 @@ _FILE_BITS = 32  # rid = file index << 32 | row number in the file
 
 
 def _schema(path: Path, required: tuple[str, ...], contract: pa.Schema) -> pa.Schema:
-    try:
-        schema = pq.read_schema(path)
-    except (OSError, pa.ArrowInvalid) as err:
-        raise PolyinstructError(f"{path}: not a readable Parquet file ({err})") from None
-    missing = [c for c in required if c not in schema.names]
-    if missing:
-        raise PolyinstructError(f"{path}: missing column(s) {', '.join(missing)}; it has {', '.join(schema.names)}")
+    schema = read_schema(path, required)
     check_column_types(schema, contract, path)
     return schema
 
