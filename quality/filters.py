@@ -47,13 +47,19 @@ def install_macros(con: duckdb.DuckDBPyConnection, params: QualityParams) -> Non
         # Tokens of the normalised text (NFKC, casefold, punctuation stripped, whitespace collapsed), as
         # hashes. Splitting on spaces is several times faster than a tokenising regexp; scripts written
         # without spaces take the regexp, one token per character.
+        # ASCII text (as many bytes as characters) is its own NFKC form and casefolds to lower(): only the
+        # rest goes through the Python UDF, which holds the GIL.
+        "pi_fold_text(x) AS CASE WHEN strlen(x) = length(x) THEN lower(x) ELSE pi_fold(x) END",
         r"pi_tokens(x, dense) AS CASE WHEN dense"
-        f" THEN regexp_extract_all(pi_fold(x), '{DENSE_TOKEN_RE}')"
-        r" ELSE list_filter(string_split(replace(replace(replace(regexp_replace(pi_fold(x), '\p{P}+', ' ', 'g'),"
+        f" THEN regexp_extract_all(pi_fold_text(x), '{DENSE_TOKEN_RE}')"
+        r" ELSE list_filter(string_split(replace(replace(replace(regexp_replace(pi_fold_text(x), '\p{P}+', ' ', 'g'),"
         r" chr(10), ' '), chr(9), ' '), chr(13), ' '), ' '), lambda s: s <> '') END",
         "pi_token_hashes(x, dense) AS list_transform(pi_tokens(x, dense), lambda s: hash(s))",
-        # Fraction of n-gram occurrences that repeat an earlier one (0 when too few to judge).
-        f"pi_repeat_frac(h) AS CASE WHEN len(h) - {n - 1} >= {rep.min_ngrams} THEN 1 - list_unique("
+        # Fraction of n-gram occurrences that repeat an earlier one, where it can exceed the threshold (else 0,
+        # as when too few to judge). Each distinct token but the last n - 1 starts a distinct n-gram, so
+        # distinct n-grams >= distinct tokens - (n - 1): a cheap bound that spares most rows the n-gram set.
+        f"pi_repeat_frac(h) AS CASE WHEN len(h) - {n - 1} >= {rep.min_ngrams} AND 1 - (list_unique(h) - {n - 1})"
+        f" / (len(h) - {n - 1}) > {rep.max_repeated_ngram_fraction} THEN 1 - list_unique("
         f"list_transform(list_zip({grams}, true), lambda g: hash(g))) / (len(h) - {n - 1}) ELSE 0 END",
         # Longest run of one element: equal neighbours as a '1'/'0' string, longest block of '1's + 1.
         "pi_longest_run(xs) AS CASE WHEN len(xs) = 0 THEN 0 ELSE coalesce(list_max(list_transform("
@@ -63,8 +69,9 @@ def install_macros(con: duckdb.DuckDBPyConnection, params: QualityParams) -> Non
         # table borders are not loops; in scripts without spaces a character is a token: token runs).
         f"pi_char_run(t) AS coalesce(list_max(list_transform(list_filter(t, lambda s: length(s) >= "
         f"{rep.max_char_run}), lambda s: pi_longest_run(string_split(s, '')))), 0)",
+        # Jaccard of the token sets, by counting: |A & B| = |A| + |B| - |A | B| (no set is built).
         "pi_jaccard(a, b) AS CASE WHEN len(a) + len(b) = 0 THEN 0"
-        " ELSE len(list_intersect(a, b)) / len(list_distinct(list_concat(a, b))) END",
+        " ELSE (list_unique(a) + list_unique(b) - list_unique(list_concat(a, b))) / list_unique(list_concat(a, b)) END",
     ):
         con.execute(f"CREATE OR REPLACE MACRO {macro}")
 
@@ -101,7 +108,7 @@ SELECT f.* EXCLUDE (token_hashes),
   CASE WHEN NOT f.is_source AND s.rid IS NOT NULL AND NOT coalesce(f.kept_verbatim, false)
         AND abs(ln((f.rec_len + 1) / (s.rec_len + 1))) < 0.5
         AND list_has_any(f.token_hashes[:8], s.token_hashes)
-       THEN pi_jaccard(list_distinct(f.token_hashes), list_distinct(s.token_hashes))
+       THEN pi_jaccard(f.token_hashes, s.token_hashes)
        WHEN NOT f.is_source AND s.rid IS NOT NULL THEN 0 END AS source_similarity,
   -- Length ratio of the prose: the source's spans kept verbatim in the translation are left out on both sides,
   -- bucketed by the source's prose length (short fields vary more).

@@ -2,9 +2,9 @@
 metrics/quality.json and two plot CSVs.
 
 DuckDB does the heavy work (normalisation, hashing, checks, joins, aggregates, dedup windows) in a database
-file of its own, under `quality.memory_limit`, spilling to disk beyond it: the inputs go in one file at a
-time and the outputs come out one language at a time, so memory grows with the largest language, not with
-the number of languages. Python only feeds the language-ID models and rensa (MinHash), one language at a
+file of its own, under `quality.memory_limit`, spilling to disk beyond it: DuckDB reads the inputs itself
+(quality.inputs) and the outputs come out one language at a time, so memory grows with the largest language,
+not with the number of languages. Python only feeds the language-ID models and rensa (MinHash), one language at a
 time, and checks protected spans (quality.spans_check) when the translated data lacks the translate stage's
 flag. The filters and the order of their reasons are declared once, in quality.registry: SQL checks ->
 exact dedup -> near dedup -> language ID (quality.lid_step) -> parallel alignment.
@@ -25,7 +25,7 @@ from typing import Any
 import duckdb
 
 from quality import dedup, filters, language_bound, lid_step, registry, spans_check, stage_outputs
-from quality.inputs import input_tables
+from quality.inputs import load_rows
 from schemas.artifacts import claim_output_folder, parquet_files, record_output_folder, write_json
 from schemas.errors import PolyinstructError
 from schemas.models import SMOKE_MODEL_PREFIX
@@ -85,16 +85,9 @@ def _connection(memory_limit: str) -> Iterator[duckdb.DuckDBPyConnection]:
 
 
 def _load(run: _Run, source: Path, translated: Path) -> dict[str, list[str]]:
-    """Table rows: every input row with a row number (rid), one file at a time; returns, per extra column,
-    the translated files that lacked it."""
-    missing: dict[str, list[str]] = {}
-    offset = 0
-    for table in input_tables(source, translated, run.params.languages.source, missing):
-        run.con.register("input_rows", table)
-        select = (f"SELECT {offset} + row_number() OVER (ORDER BY lang, id) AS rid, * FROM input_rows")
-        run.con.execute(f"INSERT INTO rows {select}" if offset else f"CREATE TABLE rows AS {select}")
-        run.con.unregister("input_rows")
-        offset += table.num_rows
+    """Table rows: every input row with its row id (rid); returns, per extra column, the translated files that
+    lacked it."""
+    missing = load_rows(run.con, source, translated, run.params.languages.source)
     _check_unique_ids(run.con)
     return missing
 
@@ -166,7 +159,8 @@ def _dedup(run: _Run) -> None:
     if quality.dedup.exact:
         con.execute(f"INSERT INTO dup {dedup.exact_duplicates_sql('surv')}")
     run.lap("exact_dedup")
-    con.execute("CREATE TABLE surv2 AS SELECT * FROM surv ANTI JOIN dup USING (rid)")
+    # In language order: near dedup reads one language at a time, and DuckDB's zone maps then skip the others.
+    con.execute("CREATE TABLE surv2 AS SELECT * FROM surv ANTI JOIN dup USING (rid) ORDER BY lang")
     con.execute("DROP TABLE surv")
     near_table = dedup.NearDuplicates.none()
     if quality.dedup.near:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -84,19 +84,27 @@ def parquet_files(path: Path | str) -> list[Path]:
     return files
 
 
-def read_table(path: Path | str, required: Iterable[str] = ()) -> pa.Table:
-    """Read one Parquet file and check it has the `required` columns."""
-    path = Path(path)
+def _parquet(read: Callable[[Path], Any], path: Path, required: Iterable[str]) -> Any:
+    """`read(path)` (a table or a schema) with a one-line error for an unreadable file or missing columns."""
     try:
-        table = pq.read_table(path)
+        found = read(path)
     except (OSError, pa.ArrowInvalid) as err:
         raise PolyinstructError(f"{path}: not a readable Parquet file ({err})") from None
-    missing = [c for c in required if c not in table.column_names]
+    names = found.column_names if isinstance(found, pa.Table) else found.names
+    missing = [c for c in required if c not in names]
     if missing:
-        raise PolyinstructError(
-            f"{path}: missing column(s) {', '.join(missing)}; it has {', '.join(table.column_names)}"
-        )
-    return table
+        raise PolyinstructError(f"{path}: missing column(s) {', '.join(missing)}; it has {', '.join(names)}")
+    return found
+
+
+def read_table(path: Path | str, required: Iterable[str] = ()) -> pa.Table:
+    """Read one Parquet file and check it has the `required` columns."""
+    return _parquet(pq.read_table, Path(path), required)
+
+
+def read_schema(path: Path | str, required: Iterable[str] = ()) -> pa.Schema:
+    """The schema of one Parquet file (its footer only), checked to have the `required` columns."""
+    return _parquet(pq.read_schema, Path(path), required)
 
 
 OUTPUT_MANIFEST = ".polyinstruct-outputs.json"  # the files a stage wrote into its output folder

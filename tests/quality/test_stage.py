@@ -10,11 +10,13 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
 from quality.filters import SPAN_REASONS
+from quality.inputs import load_rows
 from quality.stage import run_filter
 from schemas.errors import PolyinstructError
 from schemas.params import parse_params
@@ -175,6 +177,14 @@ def _minimal(root: Path, rows: list[dict], name: str = "fra_Latn.parquet") -> Pa
      "unknown language code 'xx_Fake'"),
     ([{"id": "a-1", "lang": "fra_Latn", "instruction": "Dis bonjour.", "input": "", "output": "Bonjour."}] * 2,
      "id 'a-1' appears 2 times for fra_Latn"),
+    ([{"id": None, "lang": "fra_Latn", "instruction": "Dis bonjour.", "input": "", "output": "Bonjour."}],
+     "column id has 1 empty value(s)"),
+    ([{"id": "a-1", "lang": None, "instruction": "Dis bonjour.", "input": "", "output": "Bonjour."}],
+     "column lang has empty values"),
+    ([{"id": "a-1", "lang": "en", "instruction": "Say hello.", "input": "", "output": "Hello."}],
+     "holds rows in the source language eng_Latn"),
+    ([{"id": "a-1", "lang": "fra_Latn", "instruction": 7, "input": "", "output": "Bonjour."}],
+     "column instruction has type int64"),
 ])
 def test_bad_input_is_one_clear_line(tmp_path: Path, rows: list[dict], message: str) -> None:
     root = _minimal(tmp_path, rows)
@@ -182,6 +192,27 @@ def test_bad_input_is_one_clear_line(tmp_path: Path, rows: list[dict], message: 
         run_small(root)
     assert message in str(err.value) and "fra_Latn.parquet" in str(err.value)
     assert "\n" not in str(err.value)
+
+
+def test_rows_are_read_by_duckdb_with_defaults_and_stable_row_ids(tmp_path: Path) -> None:
+    """A null-typed extra column counts as present but empty, NULL text is '', a file's rows keep their
+    ids across runs (file index << 32 | row number), and files without an extra column are named."""
+    source = [{"id": f"a-{i}", "instruction": f"Say hello {i}.", "input": "", "output": "Hello."} for i in range(2)]
+    write_set(tmp_path, source, {})
+    pq.write_table(pa.table({"id": ["a-1", "a-0"], "lang": ["fr", "fr"], "instruction": ["Salut 1.", None],
+                             "input": ["", ""], "output": ["Bonjour.", "Bonjour."],
+                             "model": pa.nulls(2, pa.null())}), tmp_path / "translated" / "fra_Latn.parquet")
+    pq.write_table(pa.table({"id": ["a-0"], "lang": ["deu_Latn"], "instruction": ["Hallo."], "input": [""],
+                             "output": ["Hallo."], "model": ["m"]}), tmp_path / "translated" / "deu_Latn.parquet")
+    con = duckdb.connect()
+    missing = load_rows(con, tmp_path / "source.parquet", tmp_path / "translated", "eng_Latn")
+    rows = con.execute("SELECT rid, lang, id, instruction, model, is_source FROM rows ORDER BY rid").fetchall()
+    assert rows == [(0, "eng_Latn", "a-0", "Say hello 0.", None, True),
+                    (1, "eng_Latn", "a-1", "Say hello 1.", None, True),
+                    (2**32, "deu_Latn", "a-0", "Hallo.", "m", False),
+                    (2 * 2**32, "fra_Latn", "a-1", "Salut 1.", None, False),
+                    (2 * 2**32 + 1, "fra_Latn", "a-0", "", None, False)]
+    assert missing["model"] == [] and missing["smoke"] == ["deu_Latn.parquet", "fra_Latn.parquet"]
 
 
 def test_empty_translated_directory(tmp_path: Path) -> None:
