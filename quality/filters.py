@@ -58,9 +58,11 @@ def install_macros(con: duckdb.DuckDBPyConnection, params: QualityParams) -> Non
         # Fraction of n-gram occurrences that repeat an earlier one, where it can exceed the threshold (else 0,
         # as when too few to judge). Each distinct token but the last n - 1 starts a distinct n-gram, so
         # distinct n-grams >= distinct tokens - (n - 1): a cheap bound that spares most rows the n-gram set.
-        f"pi_repeat_frac(h) AS CASE WHEN len(h) - {n - 1} >= {rep.min_ngrams} AND 1 - (list_unique(h) - {n - 1})"
-        f" / (len(h) - {n - 1}) > {rep.max_repeated_ngram_fraction} THEN 1 - list_unique("
-        f"list_transform(list_zip({grams}, true), lambda g: hash(g))) / (len(h) - {n - 1}) ELSE 0 END",
+        # (Lengths are unsigned in DuckDB: cast before subtracting, or a 1-token field overflows.)
+        f"pi_repeat_frac(h) AS CASE WHEN len(h)::BIGINT - {n - 1} >= {rep.min_ngrams} AND 1 - ("
+        f"list_unique(h)::BIGINT - {n - 1}) / (len(h)::BIGINT - {n - 1}) > {rep.max_repeated_ngram_fraction}"
+        f" THEN 1 - list_unique(list_transform(list_zip({grams}, true), lambda g: hash(g)))"
+        f" / (len(h)::BIGINT - {n - 1}) ELSE 0 END",
         # Longest run of one element: equal neighbours as a '1'/'0' string, longest block of '1's + 1.
         "pi_longest_run(xs) AS CASE WHEN len(xs) = 0 THEN 0 ELSE coalesce(list_max(list_transform("
         "regexp_extract_all(array_to_string(list_transform(list_zip(xs, xs[2:], true),"

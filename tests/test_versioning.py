@@ -92,7 +92,7 @@ def test_the_export_names_its_commit_and_dvc_lock(versioned: Versioned) -> None:
     lock = yaml.safe_load((second / "dvc.lock").read_text())["stages"]  # the dvc.lock committed with the run
     recorded = lineage["dvc_lock"]
     assert set(recorded["upstream_stages"]) == {"ingest", "models", "filter", "validate", *(
-        f"{stage}@{lang}" for stage in ("translate", "round_trip") for lang in DEMO_LANGS)}
+        f"{stage}@{lang}" for stage in ("translate", "round_trip", "qe_score") for lang in DEMO_LANGS)}
     assert recorded["upstream_sha256"] == sha256_json({name: lock[name] for name in recorded["upstream_stages"]})
     assert recorded["outs"]["data/filtered"] == next(o["md5"] for o in lock["filter"]["outs"]
                                                      if o["path"] == "data/filtered")
