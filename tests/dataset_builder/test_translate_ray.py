@@ -7,8 +7,6 @@ from __future__ import annotations
 import os
 import signal
 import sys
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -60,33 +58,46 @@ def memory_entries(memory: Path) -> pa.Table:
     return pa.concat_tables(pq.read_table(s) for s in shards).sort_by([("unit", "ascending")])
 
 
-class WorkerKiller(threading.Thread):
-    """SIGKILLs one Ray translator actor the moment the run has written its first shard."""
+def _cmdline(process: Any) -> str:
+    import psutil
+
+    try:
+        return " ".join(process.cmdline())
+    except psutil.Error:
+        return ""
+
+
+class WorkerKiller:
+    """SIGKILLs one Ray translator actor right after the driver writes the run's first shard.
+
+    It wraps `TranslationMemory.write_shard`, so the kill happens in the driver's own thread while the pool is
+    still running: no race with the end of the run, however loaded the machine is."""
 
     def __init__(self, memory: Path) -> None:
-        super().__init__(daemon=True)
         self.memory = memory
         self.killed: int | None = None
         self.shards_at_kill = -1
-        self.stop = threading.Event()
 
-    def run(self) -> None:
+    def wrap(self, write_shard: Any) -> Any:
+        def write_then_kill(memory: TranslationMemory, units: Any, results: Any) -> Path:
+            path = write_shard(memory, units, results)
+            if self.killed is None:
+                self._kill_one_actor()
+            return path
+        return write_then_kill
+
+    def _kill_one_actor(self) -> None:
         import psutil
 
-        actors: list[int] = []
-        while not self.stop.is_set() and self.killed is None:
-            if not actors or len(actors) < 2:  # the actors start before any shard is done
-                actors = [p.info["pid"] for p in psutil.process_iter(["pid", "cmdline"])
-                          if "ShardWorker" in " ".join(p.info["cmdline"] or [])]
-            shards = len(list(self.memory.glob("*/shard-*.parquet")))
-            for pid in actors if shards else []:
-                try:
-                    os.kill(pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    continue
-                self.killed, self.shards_at_kill = pid, shards
-                return
-            time.sleep(0.01)
+        # This test's own Ray instance: its processes descend from this one (another xdist worker may run Ray too).
+        actors = [p.pid for p in psutil.Process().children(recursive=True) if "ShardWorker" in _cmdline(p)]
+        for pid in actors:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                continue
+            self.killed, self.shards_at_kill = pid, len(list(self.memory.glob("*/shard-*.parquet")))
+            return
 
 
 def test_ray_gives_the_local_dataset_survives_a_killed_worker_and_resumes(
@@ -102,13 +113,10 @@ def test_ray_gives_the_local_dataset_survives_a_killed_worker_and_resumes(
     # Ray on the first half of the records, with one worker SIGKILLed after the first shard lands.
     ray_memory = tmp_path / "memory-ray"
     killer = WorkerKiller(ray_memory)
-    killer.start()
-    try:
+    with monkeypatch.context() as patch:
+        patch.setattr(TranslationMemory, "write_shard", killer.wrap(TranslationMemory.write_shard))
         first = translate(half, smoke_nllb, tmp_path / "ray-half", parse_params({"translate": RAY_SETTINGS}),
                           ray_memory)
-    finally:
-        killer.stop.set()
-        killer.join()
     total_shards = -(-first.metrics["units_translated"] // SHARD_UNITS)
     assert killer.killed is not None and 0 < killer.shards_at_kill < total_shards  # killed mid-run
     assert first.metrics["backend"] == "ray" and first.metrics["cache_hits"] == 0
