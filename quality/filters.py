@@ -41,7 +41,8 @@ def install_macros(con: duckdb.DuckDBPyConnection, params: QualityParams) -> Non
     """SQL helpers every check uses."""
     rep = params.filters.repetition
     n = rep.ngram
-    grams = ", ".join(["h"] + [f"h[{k + 1}:]" for k in range(1, n)])
+    field = "all_h[start + 1:start + len_h]"  # the field's hashes: a slice of the record's
+    grams = ", ".join([field] + [f"{field}[{k + 1}:]" for k in range(1, n)])
     con.create_function("pi_fold", _fold, ["VARCHAR"], "VARCHAR", type="arrow", side_effects=False)
     for macro in (
         # Tokens of the normalised text (NFKC, casefold, punctuation stripped, whitespace collapsed), as
@@ -56,13 +57,14 @@ def install_macros(con: duckdb.DuckDBPyConnection, params: QualityParams) -> Non
         r" chr(10), ' '), chr(9), ' '), chr(13), ' '), ' '), lambda s: s <> '') END",
         "pi_token_hashes(x, dense) AS list_transform(pi_tokens(x, dense), lambda s: hash(s))",
         # Fraction of n-gram occurrences that repeat an earlier one, where it can exceed the threshold (else 0,
-        # as when too few to judge). Each distinct token but the last n - 1 starts a distinct n-gram, so
-        # distinct n-grams >= distinct tokens - (n - 1): a cheap bound that spares most rows the n-gram set.
-        # (Lengths are unsigned in DuckDB: cast before subtracting, or a 1-token field overflows.)
-        f"pi_repeat_frac(h) AS CASE WHEN len(h)::BIGINT - {n - 1} >= {rep.min_ngrams} AND 1 - ("
-        f"list_unique(h)::BIGINT - {n - 1}) / (len(h)::BIGINT - {n - 1}) > {rep.max_repeated_ngram_fraction}"
+        # as when too few to judge), for the field of `len_h` hashes at `start` of the record's hashes `all`,
+        # with `uniq` distinct ones (quality.token_stats). Each distinct token but the last n - 1 starts a
+        # distinct n-gram, so distinct n-grams >= distinct tokens - (n - 1): a cheap bound that spares most rows
+        # the n-gram set. (Lengths are unsigned in DuckDB: cast before subtracting, or a 1-token field overflows.)
+        f"pi_repeat_frac(all_h, start, len_h, uniq) AS CASE WHEN len_h::BIGINT - {n - 1} >= {rep.min_ngrams} AND 1 - ("
+        f"uniq::BIGINT - {n - 1}) / (len_h::BIGINT - {n - 1}) > {rep.max_repeated_ngram_fraction}"
         f" THEN 1 - list_unique(list_transform(list_zip({grams}, true), lambda g: hash(g)))"
-        f" / (len(h)::BIGINT - {n - 1}) ELSE 0 END",
+        f" / (len_h::BIGINT - {n - 1}) ELSE 0 END",
         # Longest run of one element: equal neighbours as a '1'/'0' string, longest block of '1's + 1.
         "pi_longest_run(xs) AS CASE WHEN len(xs) = 0 THEN 0 ELSE coalesce(list_max(list_transform("
         "regexp_extract_all(array_to_string(list_transform(list_zip(xs, xs[2:], true),"
@@ -92,8 +94,7 @@ SELECT rid, lang, id, is_source, kept_verbatim, truncated_fields, protected_span
   concat_ws(', ', CASE WHEN regexp_matches(instruction, '{BAD_CHARS_RE}') THEN 'instruction' END,
                   CASE WHEN regexp_matches(input, '{BAD_CHARS_RE}') THEN 'input' END,
                   CASE WHEN regexp_matches(output, '{BAD_CHARS_RE}') THEN 'output' END) AS bad_fields,
-  pi_repeat_frac(hi) AS rep_instruction, pi_repeat_frac(hn) AS rep_input, pi_repeat_frac(ho) AS rep_output,
-  greatest(pi_longest_run(hi), pi_longest_run(hn), pi_longest_run(ho)) AS token_run,
+  len(hi) AS n_instruction, len(hn) AS n_input, len(ho) AS n_output,
   greatest(pi_char_run(wi), pi_char_run(wn), pi_char_run(wo)) AS char_run,
   length(instruction) + length(input) + length(output) AS rec_len,
   hash(hi, hn, ho) AS dedup_key,
@@ -103,7 +104,11 @@ FROM t
 
 # Per-row comparison with the English source row of the same id.
 COMPARE_SQL = """
-SELECT f.* EXCLUDE (token_hashes),
+SELECT f.* EXCLUDE (token_hashes, n_instruction, n_input, n_output),
+  pi_repeat_frac(f.token_hashes, 0, f.n_instruction, ts.uniq_instruction) AS rep_instruction,
+  pi_repeat_frac(f.token_hashes, f.n_instruction, f.n_input, ts.uniq_input) AS rep_input,
+  pi_repeat_frac(f.token_hashes, f.n_instruction + f.n_input, f.n_output, ts.uniq_output) AS rep_output,
+  ts.token_run,
   s.rid IS NULL AND NOT f.is_source AS no_source,
   -- Token-set Jaccard with the source, computed only where it can be high: similar length and a shared
   -- token among the first few (cheap tests that skip nearly every real translation).
@@ -124,6 +129,7 @@ SELECT f.* EXCLUDE (token_hashes),
 FROM feat f LEFT JOIN (SELECT rid, id, token_hashes, rec_len FROM feat WHERE is_source) s
   ON s.id = f.id AND NOT f.is_source
   LEFT JOIN spans k ON k.rid = f.rid
+  JOIN token_stats ts ON ts.rid = f.rid
 """
 
 
