@@ -108,6 +108,7 @@ def _features(run: _Run, missing: dict[str, list[str]], translated: Path) -> boo
     filters.install_macros(con, run.params.quality)
     con.execute(f"CREATE TABLE feat AS {filters.FEATURES_SQL}")
     token_stats.create_table(con)
+    token_stats.create_overlap_table(con, filters.OVERLAP_CANDIDATES_SQL)
     has_truncated = len(missing["truncated_fields"]) < len(parquet_files(translated))
     if missing["truncated_fields"] and fparams.truncated.enabled:
         where = "checked in the other files" if has_truncated else "check skipped"
