@@ -18,7 +18,7 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 
-BATCH_ROWS = 131_072  # rows per Arrow batch: memory stays bounded whatever the number of rows
+BATCH_ROWS = 16_384  # rows per Arrow batch: memory stays bounded (tens of MB) whatever the number of rows
 FIELDS = ("instruction", "input", "output")
 SCHEMA = pa.schema([("rid", pa.int64()), *((f"uniq_{f}", pa.int64()) for f in ("all", *FIELDS)),
                     ("token_run", pa.int64())])
