@@ -13,6 +13,8 @@ the longest run 0.72 against 0.23; the Jaccard's union 1.3 against 0.1.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import duckdb
 import numpy as np
 import polars as pl
@@ -63,30 +65,37 @@ def batch_stats(batch: pa.RecordBatch) -> pa.RecordBatch:
                                        *(pa.array(distinct[:, k]) for k in range(3)), pa.array(runs)], schema=SCHEMA)
 
 
+def _insert_batches(con: duckdb.DuckDBPyConnection, table: str, query: str,
+                   compute: Callable[[pa.RecordBatch], pa.RecordBatch | pa.Table]) -> None:
+    """Insert into `table` what `compute` makes of each Arrow batch of `query`, read on a cursor of its own."""
+    cursor = con.cursor()
+    try:
+        for batch in cursor.sql(query).to_arrow_reader(BATCH_ROWS):
+            if batch.num_rows == 0:
+                continue
+            con.register("token_stats_batch", compute(batch))
+            con.execute(f"INSERT INTO {table} SELECT * FROM token_stats_batch")
+            con.unregister("token_stats_batch")
+    finally:
+        cursor.close()
+
+
 def create_table(con: duckdb.DuckDBPyConnection, feat: str = "feat") -> None:
     """Table `token_stats` from table `feat` (rid, token_hashes, n_instruction, n_input), batch by batch."""
     con.execute("CREATE OR REPLACE TABLE token_stats (rid BIGINT, uniq_all BIGINT, uniq_instruction BIGINT, "
                 "uniq_input BIGINT, uniq_output BIGINT, token_run BIGINT)")
-    reader = con.cursor().sql(f"SELECT rid, token_hashes, n_instruction, n_input FROM {feat}") \
-        .to_arrow_reader(BATCH_ROWS)
-    for batch in reader:
-        if batch.num_rows == 0:
-            continue
-        con.register("token_stats_batch", batch_stats(batch))
-        con.execute("INSERT INTO token_stats SELECT * FROM token_stats_batch")
-        con.unregister("token_stats_batch")
+    _insert_batches(con, "token_stats", f"SELECT rid, token_hashes, n_instruction, n_input FROM {feat}", batch_stats)
+
+
+def _union_counts(batch: pa.RecordBatch) -> pa.Table:
+    pairs = pl.from_arrow(batch.select(["tokens", "source_tokens"]))
+    union = pairs.select(pl.concat_list("tokens", "source_tokens").list.n_unique().cast(pl.Int64)).to_series()
+    return pa.table({"rid": batch.column("rid"), "source_uniq": batch.column("source_uniq"),
+                     "uniq_union": union.to_arrow()})
 
 
 def create_overlap_table(con: duckdb.DuckDBPyConnection, candidates_sql: str) -> None:
     """Table `overlap_pairs` (rid, source_uniq, uniq_union): for each candidate row of `candidates_sql` (rid,
     tokens, source_tokens, source_uniq), the distinct token hashes of its tokens and its source's together."""
     con.execute("CREATE OR REPLACE TABLE overlap_pairs (rid BIGINT, source_uniq BIGINT, uniq_union BIGINT)")
-    for batch in con.cursor().sql(candidates_sql).to_arrow_reader(BATCH_ROWS):
-        if batch.num_rows == 0:
-            continue
-        pairs = pl.from_arrow(batch.select(["tokens", "source_tokens"]))
-        union = pairs.select(pl.concat_list("tokens", "source_tokens").list.n_unique().cast(pl.Int64)).to_series()
-        con.register("overlap_batch", pa.table({"rid": batch.column("rid"), "source_uniq": batch.column("source_uniq"),
-                                                "uniq_union": union.to_arrow()}))
-        con.execute("INSERT INTO overlap_pairs SELECT rid, source_uniq, uniq_union FROM overlap_batch")
-        con.unregister("overlap_batch")
+    _insert_batches(con, "overlap_pairs", candidates_sql, _union_counts)
