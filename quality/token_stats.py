@@ -7,8 +7,9 @@ source) and of each field (for the repetition check's n-gram bound), and the lon
 (Polars' and numpy's kernels over the flat values; no per-row Python). It writes table `token_stats` (rid,
 uniq_all, uniq_instruction, uniq_input, uniq_output, token_run), which `filters.COMPARE_SQL` joins, and
 table `overlap_pairs`, the distinct hashes of a translation and its source together, where the Jaccard
-with the source is computed. Measured at 100K rows: `list_unique` 0.87 CPU-s in DuckDB against 0.07 here;
-the longest run 0.72 against 0.23; the Jaccard's union 1.3 against 0.1.
+with the source is computed. Measured at 100K rows (CPU-s): `list_unique` of the three fields 0.87 in DuckDB
+against 0.07 in Polars; the longest run 0.72 against 0.23 in numpy; the whole token_stats step about 0.5;
+the Jaccard with the source 1.3-1.8 as list lambdas against 0.8 for the whole overlap step here.
 """
 
 from __future__ import annotations
