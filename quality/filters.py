@@ -9,13 +9,12 @@ passed them, so they appear later in the order and are never evaluated for rows 
 
 from __future__ import annotations
 
-import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import duckdb
-import pyarrow as pa
 
+from quality import fold
 from schemas.languages import SCRIPTS_WITHOUT_SPACES
 from schemas.params import LengthRatioParams, QualityParams, RepetitionParams, UntranslatedParams
 
@@ -30,39 +29,31 @@ DENSE_TOKEN_RE = f"[{DENSE_TOKEN}]|[^\\s\\p{{P}}{DENSE_TOKEN}]+"
 BAD_CHARS_RE = r"[\x{FFFD}\x00-\x08\x0B-\x1F\x7F-\x9F]"
 
 
-def _fold(texts: pa.Array) -> pa.Array:
-    """NFKC + casefold, the one normalisation step DuckDB lacks. Python's unicodedata has a quick-check
-    fast path (already-normalised text returns at once), many times faster than Arrow's utf8proc."""
-    return pa.array([unicodedata.normalize("NFKC", t).casefold() if t is not None else None
-                     for t in texts.to_pylist()], pa.string())
-
-
 def install_macros(con: duckdb.DuckDBPyConnection, params: QualityParams) -> None:
     """SQL helpers every check uses."""
     rep = params.filters.repetition
     n = rep.ngram
-    grams = ", ".join(["h"] + [f"h[{k + 1}:]" for k in range(1, n)])
-    con.create_function("pi_fold", _fold, ["VARCHAR"], "VARCHAR", type="arrow", side_effects=False)
+    field = "all_h[start + 1:start + len_h]"  # the field's hashes: a slice of the record's
+    grams = ", ".join([field] + [f"{field}[{k + 1}:]" for k in range(1, n)])
+    fold.install(con)  # pi_fold_text(x): NFKC + casefold
     for macro in (
-        # Tokens of the normalised text (NFKC, casefold, punctuation stripped, whitespace collapsed), as
-        # hashes. Splitting on spaces is several times faster than a tokenising regexp; scripts written
-        # without spaces take the regexp, one token per character.
-        # ASCII text (as many bytes as characters) is its own NFKC form and casefolds to lower(): only the
-        # rest goes through the Python UDF, which holds the GIL.
-        "pi_fold_text(x) AS CASE WHEN strlen(x) = length(x) THEN lower(x) ELSE pi_fold(x) END",
+        # Tokens of the folded text: punctuation, tabs and line breaks become spaces, split on spaces (several
+        # times faster than a tokenising regexp), empty tokens dropped; scripts written without spaces take
+        # the regexp, one token per character.
         r"pi_tokens(x, dense) AS CASE WHEN dense"
         f" THEN regexp_extract_all(pi_fold_text(x), '{DENSE_TOKEN_RE}')"
-        r" ELSE list_filter(string_split(replace(replace(replace(regexp_replace(pi_fold_text(x), '\p{P}+', ' ', 'g'),"
-        r" chr(10), ' '), chr(9), ' '), chr(13), ' '), ' '), lambda s: s <> '') END",
+        r" ELSE list_filter(string_split(regexp_replace(pi_fold_text(x), '[\p{P}\t\n\r]+', ' ', 'g'), ' '),"
+        r" lambda s: s <> '') END",
         "pi_token_hashes(x, dense) AS list_transform(pi_tokens(x, dense), lambda s: hash(s))",
         # Fraction of n-gram occurrences that repeat an earlier one, where it can exceed the threshold (else 0,
-        # as when too few to judge). Each distinct token but the last n - 1 starts a distinct n-gram, so
-        # distinct n-grams >= distinct tokens - (n - 1): a cheap bound that spares most rows the n-gram set.
-        # (Lengths are unsigned in DuckDB: cast before subtracting, or a 1-token field overflows.)
-        f"pi_repeat_frac(h) AS CASE WHEN len(h)::BIGINT - {n - 1} >= {rep.min_ngrams} AND 1 - ("
-        f"list_unique(h)::BIGINT - {n - 1}) / (len(h)::BIGINT - {n - 1}) > {rep.max_repeated_ngram_fraction}"
+        # as when too few to judge), for the field of `len_h` hashes at `start` of the record's hashes `all`,
+        # with `uniq` distinct ones (quality.token_stats). Each distinct token but the last n - 1 starts a
+        # distinct n-gram, so distinct n-grams >= distinct tokens - (n - 1): a cheap bound that spares most rows
+        # the n-gram set. (Lengths are unsigned in DuckDB: cast before subtracting, or a 1-token field overflows.)
+        f"pi_repeat_frac(all_h, start, len_h, uniq) AS CASE WHEN len_h::BIGINT - {n - 1} >= {rep.min_ngrams} AND 1 - ("
+        f"uniq::BIGINT - {n - 1}) / (len_h::BIGINT - {n - 1}) > {rep.max_repeated_ngram_fraction}"
         f" THEN 1 - list_unique(list_transform(list_zip({grams}, true), lambda g: hash(g)))"
-        f" / (len(h)::BIGINT - {n - 1}) ELSE 0 END",
+        f" / (len_h::BIGINT - {n - 1}) ELSE 0 END",
         # Longest run of one element: equal neighbours as a '1'/'0' string, longest block of '1's + 1.
         "pi_longest_run(xs) AS CASE WHEN len(xs) = 0 THEN 0 ELSE coalesce(list_max(list_transform("
         "regexp_extract_all(array_to_string(list_transform(list_zip(xs, xs[2:], true),"
@@ -71,9 +62,6 @@ def install_macros(con: duckdb.DuckDBPyConnection, params: QualityParams) -> Non
         # table borders are not loops; in scripts without spaces a character is a token: token runs).
         f"pi_char_run(t) AS coalesce(list_max(list_transform(list_filter(t, lambda s: length(s) >= "
         f"{rep.max_char_run}), lambda s: pi_longest_run(string_split(s, '')))), 0)",
-        # Jaccard of the token sets, by counting: |A & B| = |A| + |B| - |A | B| (no set is built).
-        "pi_jaccard(a, b) AS CASE WHEN len(a) + len(b) = 0 THEN 0"
-        " ELSE (list_unique(a) + list_unique(b) - list_unique(list_concat(a, b))) / list_unique(list_concat(a, b)) END",
     ):
         con.execute(f"CREATE OR REPLACE MACRO {macro}")
 
@@ -92,8 +80,7 @@ SELECT rid, lang, id, is_source, kept_verbatim, truncated_fields, protected_span
   concat_ws(', ', CASE WHEN regexp_matches(instruction, '{BAD_CHARS_RE}') THEN 'instruction' END,
                   CASE WHEN regexp_matches(input, '{BAD_CHARS_RE}') THEN 'input' END,
                   CASE WHEN regexp_matches(output, '{BAD_CHARS_RE}') THEN 'output' END) AS bad_fields,
-  pi_repeat_frac(hi) AS rep_instruction, pi_repeat_frac(hn) AS rep_input, pi_repeat_frac(ho) AS rep_output,
-  greatest(pi_longest_run(hi), pi_longest_run(hn), pi_longest_run(ho)) AS token_run,
+  len(hi) AS n_instruction, len(hn) AS n_input, len(ho) AS n_output,
   greatest(pi_char_run(wi), pi_char_run(wn), pi_char_run(wo)) AS char_run,
   length(instruction) + length(input) + length(output) AS rec_len,
   hash(hi, hn, ho) AS dedup_key,
@@ -103,14 +90,15 @@ FROM t
 
 # Per-row comparison with the English source row of the same id.
 COMPARE_SQL = """
-SELECT f.* EXCLUDE (token_hashes),
+SELECT f.* EXCLUDE (token_hashes, n_instruction, n_input, n_output),
+  pi_repeat_frac(f.token_hashes, 0, f.n_instruction, ts.uniq_instruction) AS rep_instruction,
+  pi_repeat_frac(f.token_hashes, f.n_instruction, f.n_input, ts.uniq_input) AS rep_input,
+  pi_repeat_frac(f.token_hashes, f.n_instruction + f.n_input, f.n_output, ts.uniq_output) AS rep_output,
+  ts.token_run,
   s.rid IS NULL AND NOT f.is_source AS no_source,
-  -- Token-set Jaccard with the source, computed only where it can be high: similar length and a shared
-  -- token among the first few (cheap tests that skip nearly every real translation).
-  CASE WHEN NOT f.is_source AND s.rid IS NOT NULL AND NOT coalesce(f.kept_verbatim, false)
-        AND abs(ln((f.rec_len + 1) / (s.rec_len + 1))) < 0.5
-        AND list_has_any(f.token_hashes[:8], s.token_hashes)
-       THEN pi_jaccard(f.token_hashes, s.token_hashes)
+  -- Token-set Jaccard with the source where it can be high (table overlap_pairs): |A & B| = |A| + |B| - |A | B|.
+  CASE WHEN o.rid IS NOT NULL THEN CASE WHEN o.uniq_union = 0 THEN 0
+                                        ELSE (ts.uniq_all + o.source_uniq - o.uniq_union) / o.uniq_union END
        WHEN NOT f.is_source AND s.rid IS NOT NULL THEN 0 END AS source_similarity,
   -- Length ratio of the prose: the source's spans kept verbatim in the translation are left out on both sides,
   -- bucketed by the source's prose length (short fields vary more).
@@ -124,6 +112,20 @@ SELECT f.* EXCLUDE (token_hashes),
 FROM feat f LEFT JOIN (SELECT rid, id, token_hashes, rec_len FROM feat WHERE is_source) s
   ON s.id = f.id AND NOT f.is_source
   LEFT JOIN spans k ON k.rid = f.rid
+  JOIN token_stats ts ON ts.rid = f.rid
+  LEFT JOIN overlap_pairs o ON o.rid = f.rid
+"""
+
+# Translated rows whose token-set Jaccard with their source can be high: similar length and a shared token
+# among the first few (cheap tests that skip nearly every real translation); with both token lists and the
+# source's distinct count, for quality.token_stats.create_overlap_table.
+OVERLAP_CANDIDATES_SQL = """
+SELECT f.rid, f.token_hashes AS tokens, s.token_hashes AS source_tokens, s.uniq_all AS source_uniq
+FROM feat f JOIN (SELECT rid, id, token_hashes, rec_len, uniq_all FROM feat JOIN token_stats USING (rid)
+                  WHERE is_source) s ON s.id = f.id
+WHERE NOT f.is_source AND NOT coalesce(f.kept_verbatim, false)
+  AND abs(ln((f.rec_len + 1) / (s.rec_len + 1))) < 0.5
+  AND list_has_any(f.token_hashes[:8], s.token_hashes)
 """
 
 

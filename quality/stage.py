@@ -24,7 +24,7 @@ from typing import Any
 
 import duckdb
 
-from quality import dedup, filters, language_bound, lid_step, registry, spans_check, stage_outputs
+from quality import dedup, filters, language_bound, lid_step, registry, spans_check, stage_outputs, token_stats
 from quality.inputs import load_rows
 from schemas.artifacts import claim_output_folder, parquet_files, record_output_folder, write_json
 from schemas.errors import PolyinstructError
@@ -107,6 +107,8 @@ def _features(run: _Run, missing: dict[str, list[str]], translated: Path) -> boo
     con, fparams = run.con, run.params.quality.filters
     filters.install_macros(con, run.params.quality)
     con.execute(f"CREATE TABLE feat AS {filters.FEATURES_SQL}")
+    token_stats.create_table(con)
+    token_stats.create_overlap_table(con, filters.OVERLAP_CANDIDATES_SQL)
     has_truncated = len(missing["truncated_fields"]) < len(parquet_files(translated))
     if missing["truncated_fields"] and fparams.truncated.enabled:
         where = "checked in the other files" if has_truncated else "check skipped"
