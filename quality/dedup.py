@@ -21,6 +21,7 @@ SEED = 42  # MinHash permutations; fixed so that runs are reproducible
 # previous one). tests/quality/test_dedup.py pins this against DuckDB's own hash().
 _MURMUR = np.uint64(0xD6E8FEB86659FD93)
 _SHIFT = np.uint64(32)
+_BLOCK_VALUES = 1 << 22  # token hashes per block of shingle hashing: ~32 MiB a temporary array
 
 
 def exact_duplicates_sql(rows: str) -> str:
@@ -59,11 +60,30 @@ def _duckdb_hash(values: np.ndarray) -> np.ndarray:
     return hashed
 
 
-def shingle_hashes(values: np.ndarray, offsets: np.ndarray, whole: np.ndarray, shingle: int) \
-        -> tuple[np.ndarray, np.ndarray]:
+def shingle_hashes(values: np.ndarray, offsets: np.ndarray, whole: np.ndarray, shingle: int,
+                   block_values: int = _BLOCK_VALUES) -> tuple[np.ndarray, np.ndarray]:
     """The shingles of each row, as DuckDB's `hash(t[i], ..., t[i + shingle - 1])` over its token hashes
     (`values[offsets[r]:offsets[r + 1]]`, at least one), or `[whole[r]]` for a row shorter than one
-    shingle; returns the flat shingle hashes and their row offsets (int64). Vectorised over all rows."""
+    shingle; returns the flat shingle hashes and their row offsets (int64). Vectorised, over blocks of rows
+    of about `block_values` token hashes, so that the temporary arrays stay small."""
+    rows = len(offsets) - 1
+    outs, counts = [np.empty(0, dtype=np.uint64)], [np.empty(0, dtype=np.int64)]
+    start = 0
+    while start < rows:
+        stop = int(np.searchsorted(offsets, offsets[start] + block_values, side="right")) - 1
+        stop = min(max(stop, start + 1), rows)
+        out, block_offsets = _shingle_block(values[offsets[start]:offsets[stop]],
+                                            offsets[start:stop + 1] - offsets[start], whole[start:stop], shingle)
+        outs.append(out)
+        counts.append(np.diff(block_offsets))
+        start = stop
+    new_offsets = np.zeros(rows + 1, dtype=np.int64)
+    np.cumsum(np.concatenate(counts), out=new_offsets[1:])
+    return np.concatenate(outs), new_offsets
+
+
+def _shingle_block(values: np.ndarray, offsets: np.ndarray, whole: np.ndarray, shingle: int) \
+        -> tuple[np.ndarray, np.ndarray]:
     lengths = np.diff(offsets)
     long_rows = lengths >= shingle
     counts = np.where(long_rows, lengths - shingle + 1, 1)
@@ -198,20 +218,17 @@ class _LanguageFound:
     pairs_checked: int
 
 
-def _near_in_language(data: pa.Table, threshold: float, num_perm: int, bands: int, shingle: int) \
-        -> _LanguageFound:
-    """Near duplicates among one language's rows (rid, id, token_hashes, whole), in any order."""
-    token_values, token_offsets = _flat_lists(data.column("token_hashes"))
-    values, offsets = shingle_hashes(token_values, token_offsets,
-                                     data.column("whole").to_numpy().astype(np.uint64), shingle)
-    del token_values, token_offsets
+def _near_in_language(values: np.ndarray, offsets: np.ndarray, rids: np.ndarray, ids: pa.ChunkedArray,
+                      threshold: float, num_perm: int, bands: int) -> _LanguageFound:
+    """Near duplicates among one language's rows, in any order: their shingle hashes
+    (`values[offsets[r]:offsets[r + 1]]`), row ids and ids."""
     flagged = np.flatnonzero(_flag_candidates(values, offsets.astype(np.uint64), threshold, num_perm, bands))
     if len(flagged) < 2:
         return _LanguageFound(np.empty(0, np.int64), [], np.empty(0), len(flagged), 0)
     # The flagged rows in id order: the smallest index of a cluster is then its lowest id.
-    flagged_ids = data.column("id").take(pa.array(flagged))
+    flagged_ids = ids.take(pa.array(flagged))
     by_id = pc.sort_indices(flagged_ids).to_numpy()
-    flagged, ids = flagged[by_id], flagged_ids.take(pa.array(by_id)).to_pylist()
+    flagged, flagged_names = flagged[by_id], flagged_ids.take(pa.array(by_id)).to_pylist()
     # rensa hands digests back only as Python lists (to_rows): digesting the few flagged rows again beats reading
     # every row's back. The pairs among them come from the same bands here (rensa's pair query takes one
     # RMinHash object per row).
@@ -230,9 +247,8 @@ def _near_in_language(data: pa.Table, threshold: float, num_perm: int, bands: in
     np.maximum.at(best, pairs[:, 0], similarity)
     np.maximum.at(best, pairs[:, 1], similarity)
     members = np.flatnonzero(root != np.arange(len(flagged)))
-    rids = data.column("rid").to_numpy()
-    return _LanguageFound(rids[flagged[members]], [ids[root[m]] for m in members], best[members], len(flagged),
-                          checked)
+    return _LanguageFound(rids[flagged[members]], [flagged_names[root[m]] for m in members], best[members],
+                          len(flagged), checked)
 
 
 def near_duplicates(con: duckdb.DuckDBPyConnection, features: str, survivors: str, threshold: float,
@@ -253,9 +269,14 @@ def near_duplicates(con: duckdb.DuckDBPyConnection, features: str, survivors: st
         data = con.sql(query, params=[lang]).to_arrow_table()
         if on_language:
             on_language(lang, data.num_rows)
-        if data.num_rows >= 2:
-            found.append(_near_in_language(data, threshold, num_perm, bands, shingle))
-        del data
+        if data.num_rows < 2:
+            continue
+        token_values, token_offsets = _flat_lists(data.column("token_hashes"))
+        values, offsets = shingle_hashes(token_values, token_offsets,
+                                         data.column("whole").to_numpy().astype(np.uint64), shingle)
+        rids, ids = data.column("rid").to_numpy(), data.column("id")
+        del data, token_values, token_offsets  # the token lists: only the shingles are needed from here
+        found.append(_near_in_language(values, offsets, rids, ids, threshold, num_perm, bands))
     return NearDuplicates(
         rids=np.concatenate([f.rids for f in found]) if found else np.empty(0, np.int64),
         kept_ids=[k for f in found for k in f.kept_ids],

@@ -1,8 +1,8 @@
 """The `filter` stage: source + translated Parquet -> filtered Parquet per language, one rejects table,
 metrics/quality.json and two plot CSVs.
 
-DuckDB does the heavy work (normalisation, hashing, checks, joins, aggregates, dedup windows) in a database
-file of its own, under `quality.memory_limit`, spilling to disk beyond it: DuckDB reads the inputs itself
+DuckDB does the heavy work (normalisation, hashing, checks, joins, aggregates, dedup windows) in an in-memory
+database of its own, under `quality.memory_limit`, spilling to disk beyond it: DuckDB reads the inputs itself
 (quality.inputs) and the outputs come out one language at a time, so memory grows with the largest language,
 not with the number of languages. Python only feeds the language-ID models and rensa (MinHash), one language at a
 time, and checks protected spans (quality.spans_check) when the translated data lacks the translate stage's

@@ -93,8 +93,8 @@ def test_lsh_bands_and_clusters() -> None:
     assert roots.tolist() == [0, 1, 1, 0, 1]
 
 
-@pytest.mark.parametrize("shingle", [1, 2, 5])
-def test_shingle_hashes_are_duckdbs_hash(shingle: int) -> None:
+@pytest.mark.parametrize(("shingle", "block_values"), [(1, 1 << 22), (2, 1 << 22), (5, 1 << 22), (5, 7), (3, 1)])
+def test_shingle_hashes_are_duckdbs_hash(shingle: int, block_values: int) -> None:
     """The numpy shingles equal DuckDB's hash(t[i], ..., t[i + k - 1]) (and hash(t) for a short row), on which
     the MinHash digests and so the near-dedup decisions depend; a DuckDB that hashes otherwise fails here."""
     rng = np.random.default_rng(shingle)
@@ -108,7 +108,8 @@ def test_shingle_hashes_are_duckdbs_hash(shingle: int) -> None:
         CASE WHEN len(h) < {shingle} THEN hash(h) ELSE 0 END::UBIGINT AS whole FROM t ORDER BY i""").fetchall()
     offsets = np.r_[0, np.cumsum([len(x) for x in lists])]
     values = np.array([v for x in lists for v in x], dtype=np.uint64)
-    found, found_offsets = shingle_hashes(values, offsets, np.array([w for _, w in expected], np.uint64), shingle)
+    found, found_offsets = shingle_hashes(values, offsets, np.array([w for _, w in expected], np.uint64), shingle,
+                                          block_values)
     assert [found[a:b].tolist() for a, b in zip(found_offsets[:-1], found_offsets[1:], strict=True)] == \
         [s for s, _ in expected]
 
