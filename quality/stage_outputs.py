@@ -1,15 +1,19 @@
 """The filter stage's outputs: parallel alignment, the metrics, the plot CSVs, and the written files (the
-rejects table, then one Parquet file per language, read out of DuckDB one language at a time)."""
+rejects table, streamed out of DuckDB in order, then one Parquet file per language, read out of DuckDB one
+language at a time while the previous one is written)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import duckdb
+import pyarrow as pa
 
-from schemas.artifacts import parquet_rows, write_csv_rows, write_parquet
-from schemas.ledger import check_conservation, refuse_empty_output, write_rejects
+from schemas.artifacts import parquet_rows, write_csv_rows, write_parquet, write_parquet_batches
+from schemas.ledger import check_conservation, refuse_empty_output
 from schemas.params import Params
 from schemas.records import REJECT_SCHEMA, TRANSLATED_SCHEMA
 
@@ -20,7 +24,11 @@ SELECT r.id, r.lang, r.instruction, r.input, r.output,
   coalesce(r.smoke, false) AS smoke, coalesce(r.truncated_fields, []::VARCHAR[]) AS truncated_fields,
   coalesce(r.protected_spans_ok, true) AS protected_spans_ok, coalesce(r.kept_verbatim, false) AS kept_verbatim,
   r.log_prob
-FROM rows r JOIN decision d USING (rid) WHERE d.reason IS NULL AND r.lang = $1 ORDER BY r.id"""
+FROM rows r SEMI JOIN (SELECT rid FROM kept_rids WHERE lang = $1) k USING (rid) WHERE r.lang = $1 ORDER BY r.id"""
+# The rejects in the ledger's order (schemas.ledger.write_rejects: lang, id, reason), sorted by DuckDB.
+_REJECT_ROWS = """SELECT id, lang, '{stage}' AS stage, reason, detail FROM decision WHERE reason IS NOT NULL
+ORDER BY lang, id, reason"""
+_BATCH_ROWS = 100_000
 
 
 def parallel_alignment(con: duckdb.DuckDBPyConnection) -> None:
@@ -86,22 +94,41 @@ def write_outputs(con: duckdb.DuckDBPyConnection, stage: str, params: Params, ou
                   reasons: list[str]) -> dict[str, int]:
     """The rejects table first (it explains an empty result), then one file per language; returns the kept
     counts, taken on the written side, and checks conservation against independent counts."""
-    rejected_table = con.sql(f"SELECT id, lang, '{stage}' AS stage, reason, detail FROM decision "
-                             "WHERE reason IS NOT NULL").to_arrow_table()
-    write_rejects(rejected_table.cast(REJECT_SCHEMA), rejects)
-    del rejected_table
+    write_parquet_batches(con.sql(_REJECT_ROWS.format(stage=stage)).to_arrow_reader(_BATCH_ROWS), rejects,
+                          REJECT_SCHEMA)
     translated = [lang for lang in counts_in if lang != params.languages.source]
     refuse_empty_output(stage, sum(counts_in[lang] for lang in translated),
                         sum(metrics["languages"][lang]["kept"] for lang in translated),
                         {r: sum(by_reason[lang].get(r, 0) for lang in translated) for r in reasons}, rejects)
     out_dir.mkdir(parents=True, exist_ok=True)
+    # The kept rows' ids, narrow and in language order: each language's read skips the others' row groups.
+    con.execute("CREATE TABLE kept_rids AS SELECT rid, lang FROM decision WHERE reason IS NULL ORDER BY lang")
     kept: dict[str, int] = {}
-    for lang in sorted(counts_in):
-        write_parquet(con.sql(_KEPT_ROWS, params=[lang]).to_arrow_table(), out_dir / f"{lang}.parquet",
-                      TRANSLATED_SCHEMA)
+    for lang, table in _kept_tables(con, sorted(counts_in)):
+        write_parquet(table, out_dir / f"{lang}.parquet", TRANSLATED_SCHEMA)
+        del table
         kept[lang] = parquet_rows(out_dir / f"{lang}.parquet")  # counted on the written side
         metrics["languages"][lang]["kept"] = kept[lang]
     rejected_counts = {lang: n for lang, n in con.execute(
         "SELECT lang, count(*) FROM read_parquet($1) GROUP BY lang", [str(rejects)]).fetchall()}
     check_conservation(stage, counts_in, kept, rejected_counts)
     return kept
+
+
+def _kept_tables(con: duckdb.DuckDBPyConnection, langs: list[str]) -> Iterator[tuple[str, pa.Table]]:
+    """Each language's kept rows in id order. The next language is read (on a cursor, in a thread: DuckDB
+    and the Parquet writer both release the GIL) while the caller writes this one: two at most are held."""
+    cursor = con.cursor()
+
+    def read(lang: str) -> pa.Table:
+        return cursor.sql(_KEPT_ROWS, params=[lang]).to_arrow_table()
+
+    try:
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            pending = [pool.submit(read, lang) for lang in langs[:1]]
+            for index, lang in enumerate(langs):
+                table = pending.pop().result()
+                pending += [pool.submit(read, following) for following in langs[index + 1:index + 2]]
+                yield lang, table
+    finally:
+        cursor.close()

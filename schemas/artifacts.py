@@ -44,6 +44,33 @@ def write_parquet(table: pa.Table, path: Path | str, schema: pa.Schema | None = 
     return path
 
 
+PARQUET_ROW_GROUP_ROWS = 1024 * 1024  # pyarrow's default (at most) for write_table
+
+
+def write_parquet_batches(batches: Iterable[pa.RecordBatch], path: Path | str, schema: pa.Schema) -> Path:
+    """Write record batches (each cast to `schema`) atomically, holding at most one row group in memory.
+    The file is the one write_parquet writes for the same rows: row groups of PARQUET_ROW_GROUP_ROWS."""
+    path, tmp = _atomic_target(Path(path))
+    pending: list[pa.RecordBatch] = []
+    rows, written = 0, False
+    try:
+        with pq.ParquetWriter(tmp, schema, compression="zstd", write_statistics=True) as writer:
+            for batch in batches:
+                pending.append(batch.select(schema.names).cast(schema))
+                rows += batch.num_rows
+                while rows >= PARQUET_ROW_GROUP_ROWS:
+                    table = pa.Table.from_batches(pending, schema).combine_chunks()
+                    writer.write_table(table.slice(0, PARQUET_ROW_GROUP_ROWS))
+                    rest = table.slice(PARQUET_ROW_GROUP_ROWS)
+                    pending, rows, written = rest.to_batches(), rest.num_rows, True
+            if rows or not written:  # as write_table: the last, shorter row group, or an empty table's
+                writer.write_table(pa.Table.from_batches(pending, schema).combine_chunks())
+        tmp.replace(path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
+
+
 def write_json(obj: Any, path: Path | str) -> Path:
     path, tmp = _atomic_target(Path(path))
     try:

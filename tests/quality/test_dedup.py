@@ -6,10 +6,12 @@ from __future__ import annotations
 import random
 from pathlib import Path
 
+import duckdb
 import numpy as np
+import pyarrow as pa
 import pytest
 
-from quality.dedup import _clusters, lsh_bands
+from quality.dedup import _band_pairs, _clusters, lsh_bands, shingle_hashes
 from tests.quality.test_filters import run_small, write_set
 
 FRENCH_ROW = {"id": "keep-0", "instruction": "Expliquez pourquoi le ciel est bleu.", "input": "",
@@ -89,3 +91,32 @@ def test_lsh_bands_and_clusters() -> None:
     assert lsh_bands(0.5, 128) > lsh_bands(0.85, 128)  # a lower threshold needs more, shorter bands
     roots = _clusters(5, np.array([[1, 2], [2, 4], [0, 3]]))
     assert roots.tolist() == [0, 1, 1, 0, 1]
+
+
+@pytest.mark.parametrize(("shingle", "block_values"), [(1, 1 << 22), (2, 1 << 22), (5, 1 << 22), (5, 7), (3, 1)])
+def test_shingle_hashes_are_duckdbs_hash(shingle: int, block_values: int) -> None:
+    """The numpy shingles equal DuckDB's hash(t[i], ..., t[i + k - 1]) (and hash(t) for a short row), on which
+    the MinHash digests and so the near-dedup decisions depend; a DuckDB that hashes otherwise fails here."""
+    rng = np.random.default_rng(shingle)
+    lists = [rng.integers(0, 2**64, size=n, dtype=np.uint64).tolist() for n in rng.integers(1, 12, size=400)]
+    lists.append([0, 2**64 - 1, 1, 2, 3, 4])
+    con = duckdb.connect()
+    con.register("t", pa.table({"i": range(len(lists)), "h": pa.array(lists, pa.list_(pa.uint64()))}))
+    window = f"hash({', '.join(f'h[i + {k}]' for k in range(shingle))})"
+    expected = con.execute(f"""SELECT CASE WHEN len(h) < {shingle} THEN [hash(h)]
+        ELSE list_transform(range(1, len(h) - {shingle - 2}), lambda i: {window}) END AS s,
+        CASE WHEN len(h) < {shingle} THEN hash(h) ELSE 0 END::UBIGINT AS whole FROM t ORDER BY i""").fetchall()
+    offsets = np.r_[0, np.cumsum([len(x) for x in lists])]
+    values = np.array([v for x in lists for v in x], dtype=np.uint64)
+    found, found_offsets = shingle_hashes(values, offsets, np.array([w for _, w in expected], np.uint64), shingle,
+                                          block_values)
+    assert [found[a:b].tolist() for a, b in zip(found_offsets[:-1], found_offsets[1:], strict=True)] == \
+        [s for s, _ in expected]
+
+
+def test_band_pairs_are_every_pair_sharing_a_band() -> None:
+    rng = np.random.default_rng(0)
+    signatures = rng.integers(0, 4, size=(60, 8), dtype=np.uint32)  # few values: many bands collide
+    expected = {(i, j) for i in range(60) for j in range(i + 1, 60)
+                if any((signatures[i, b:b + 2] == signatures[j, b:b + 2]).all() for b in range(0, 8, 2))}
+    assert {tuple(p) for p in _band_pairs(signatures, 4).tolist()} == expected
