@@ -7,8 +7,10 @@ extraction and script fraction, then `quality.langid.judge`. Reported: texts/s o
 CPU-second, all threads counted), their ratios, the SQL share, and the share of texts each keeps per
 language (the human translations should all stay).
 quick=True: 4,000 texts; default 40,000; `python -m benchmarks.bench_langid --rows N` for any size.
-Also `script_shortcut`: on the texts the script decides alone (`langid.script_decides`), fastText's own verdict,
-to show it agrees (`--shortcut-only RECORDS` runs only that).
+Also `prefix`: the real texts judged with fastText reading a long text's beginning first (quality.lid_prefix) and
+without; the verdicts that differ (`--prefix-only`). And `script_shortcut`: on the texts the script decides
+alone (`langid.script_decides`), fastText's own verdict, to show it agrees (`--shortcut-only RECORDS` runs only
+that).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from __future__ import annotations
 import json
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -120,6 +123,36 @@ def script_shortcut_agreement(records: int) -> dict[str, Any]:
             "min_fraction": langid.SOLE_SCRIPT_MIN_FRACTION}
 
 
+def prefix_changes() -> dict[str, Any]:
+    """What reading a long text's beginning first (quality.lid_prefix) changes: every real text judged with
+    `prefix_chars` and without it (the whole prose); verdicts that differ, per corpus and language."""
+    config = langid.JudgeConfig.of()
+    real = real_texts()
+    con = duckdb.connect()
+    changed: dict[str, list[str]] = {}
+    settled, judged = 0, 0
+    try:
+        columns = ("corpus", "lang", "text")
+        con.register("texts", pa.table({name: [t[k] for t in real] for k, name in enumerate(columns)}))
+        prose = langid.prose_sql("text", config.max_chars)
+        for corpus, lang in con.execute("SELECT DISTINCT corpus, lang FROM texts ORDER BY ALL").fetchall():
+            table = con.sql(f"SELECT prose, {langid.script_fraction_sql('prose', resolve(lang).script)} AS f FROM "
+                            f"(SELECT {prose} AS prose FROM texts WHERE corpus = $1 AND lang = $2)",
+                            params=[corpus, lang]).to_arrow_table()
+            texts, fractions = table.column("prose").to_pylist(), table.column("f").to_numpy()
+            stats: dict[str, int] = {}
+            first, _ = langid.judge_arrays(texts, fractions, lang, config, stats, measured=True)
+            whole, _ = langid.judge_arrays(texts, fractions, lang, replace(config, prefix_chars=None), measured=True)
+            settled, judged = settled + stats.get("prefix", 0), judged + stats.get("fasttext", 0)
+            names = {langid.NOT_JUDGED: "not judged", langid.WRONG: "rejected", langid.RIGHT: "kept"}
+            for i in (first != whole).nonzero()[0].tolist():
+                changed.setdefault(f"{corpus} {lang}", []).append(f"{names[int(whole[i])]} -> {names[int(first[i])]}")
+    finally:
+        con.close()
+    return {"prefix_chars": config.prefix_chars, "prefix_accept": config.prefix_accept, "fasttext_texts": judged,
+            "settled_on_prefix": settled, "changed": changed, "changed_total": sum(map(len, changed.values()))}
+
+
 def run(quick: bool = False, rows: int | None = None) -> dict[str, Any]:
     rows = rows or (4_000 if quick else 40_000)
     texts = real_texts()
@@ -163,7 +196,9 @@ def run(quick: bool = False, rows: int | None = None) -> dict[str, Any]:
     shortcut = script_shortcut_agreement(200 if quick else 2000)
     summary |= {"script_decided_texts": shortcut["texts_decided_by_script"],
                 "script_decided_fasttext_agreement": shortcut["agreement"]}
-    return {"summary": summary, "fasttext": fast, "lingua": lingua, "script_shortcut": shortcut,
+    prefix = prefix_changes()
+    summary |= {"settled_on_prefix": prefix["settled_on_prefix"], "prefix_changed_verdicts": prefix["changed_total"]}
+    return {"summary": summary, "fasttext": fast, "lingua": lingua, "script_shortcut": shortcut, "prefix": prefix,
             "note": "both identifiers timed in the same run on the same texts, models loaded beforehand; "
                     "the step is what quality.stage runs: SQL prose + script fraction, then judge"}
 
@@ -176,7 +211,12 @@ if __name__ == "__main__":
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--shortcut-only", type=int, metavar="RECORDS", default=None,
                         help="only the script-shortcut agreement, on RECORDS x 51 languages")
+    parser.add_argument("--prefix-only", action="store_true",
+                        help="only what reading a text's beginning first changes, on the real texts")
     args = parser.parse_args()
+    if args.prefix_only:
+        print(json.dumps(prefix_changes(), indent=2))
+        raise SystemExit(0)
     if args.shortcut_only:
         print(json.dumps(script_shortcut_agreement(args.shortcut_only), indent=2))
         raise SystemExit(0)

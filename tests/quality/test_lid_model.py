@@ -176,3 +176,20 @@ def test_a_long_text_clearly_in_its_language_from_the_start_is_settled_on_its_be
     assert lid_prefix.accepted_on_prefix([german, english_then_german, "kurz"], frozenset({"deu"}), 64, 0.9
                                          ).tolist() == [True, False, False]
     assert lid_prefix.accepted_on_prefix([german], frozenset({"fra"}), 64, 0.9).tolist() == [False]
+
+
+def test_the_beginning_is_read_first_only_where_it_pays(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Past the first PROBE_TEXTS long texts of a batch, the beginning is read first only if at least PAYS_FROM of
+    those were settled there: English text expected as German settles none, so the rest is never read twice."""
+    from quality import lid_prefix
+
+    german = "Berlin ist die Hauptstadt von Deutschland und die größte Stadt des Landes, sie liegt an der Spree."
+    monkeypatch.setattr(lid_prefix, "PROBE_TEXTS", 2)
+    calls: list[int] = []
+    ranked = lid_model.ranked
+    monkeypatch.setattr(lid_model, "ranked", lambda texts, **kw: calls.append(len(texts)) or ranked(texts, **kw))
+    assert lid_prefix.accepted_on_prefix([german] * 5, frozenset({"deu"}), 64, 0.9).tolist() == [True] * 5
+    assert calls == [2, 3]
+    calls.clear()
+    assert lid_prefix.accepted_on_prefix([ENGLISH] * 5, frozenset({"deu"}), 64, 0.9).tolist() == [False] * 5
+    assert calls == [2]
