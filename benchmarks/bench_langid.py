@@ -79,6 +79,14 @@ def language_id_step(con: duckdb.DuckDBPyConnection, config: langid.JudgeConfig)
             "texts_by_model": stats, "kept_share": {k: round(a / n, 4) for k, (a, n) in sorted(kept.items())}}
 
 
+def _prose_of(con: duckdb.DuckDBPyConnection, prose: str, corpus: str, lang: str) -> tuple[list[Any], Any]:
+    """The prose (SQL expression `prose`) of table texts' rows of `corpus` and `lang`, and its script fractions."""
+    table = con.sql(f"SELECT prose, {langid.script_fraction_sql('prose', resolve(lang).script)} AS f FROM "
+                    f"(SELECT {prose} AS prose FROM texts WHERE corpus = $1 AND lang = $2)",
+                    params=[corpus, lang]).to_arrow_table()
+    return table.column("prose").to_pylist(), table.column("f").to_numpy()
+
+
 def script_shortcut_agreement(records: int) -> dict[str, Any]:
     """Where the script decides alone (`langid.script_decides`: a text (almost) wholly in a script no other lid.176
     label uses), does fastText agree? Every text of those languages is judged both ways: with the shortcut, and
@@ -100,10 +108,7 @@ def script_shortcut_agreement(records: int) -> dict[str, Any]:
         prose = langid.prose_sql("text", config.max_chars)
         pairs = con.execute("SELECT DISTINCT corpus, lang FROM texts ORDER BY ALL").fetchall()
         for corpus, lang in [(c, lang) for c, lang in pairs if langid.script_decides(lang)]:
-            table = con.sql(f"SELECT prose, {langid.script_fraction_sql('prose', resolve(lang).script)} AS f FROM "
-                            f"(SELECT {prose} AS prose FROM texts WHERE corpus = $1 AND lang = $2)",
-                            params=[corpus, lang]).to_arrow_table()
-            texts, fractions = table.column("prose").to_pylist(), table.column("f").to_numpy()
+            texts, fractions = _prose_of(con, prose, corpus, lang)
             stats: dict[str, int] = {}
             short, _ = langid.judge_arrays(texts, fractions, lang, config, stats, measured=True)
             model, _ = langid.judge_arrays(texts, fractions, lang, config)
@@ -136,10 +141,7 @@ def prefix_changes() -> dict[str, Any]:
         con.register("texts", pa.table({name: [t[k] for t in real] for k, name in enumerate(columns)}))
         prose = langid.prose_sql("text", config.max_chars)
         for corpus, lang in con.execute("SELECT DISTINCT corpus, lang FROM texts ORDER BY ALL").fetchall():
-            table = con.sql(f"SELECT prose, {langid.script_fraction_sql('prose', resolve(lang).script)} AS f FROM "
-                            f"(SELECT {prose} AS prose FROM texts WHERE corpus = $1 AND lang = $2)",
-                            params=[corpus, lang]).to_arrow_table()
-            texts, fractions = table.column("prose").to_pylist(), table.column("f").to_numpy()
+            texts, fractions = _prose_of(con, prose, corpus, lang)
             stats: dict[str, int] = {}
             first, _ = langid.judge_arrays(texts, fractions, lang, config, stats, measured=True)
             whole, _ = langid.judge_arrays(texts, fractions, lang, replace(config, prefix_chars=None), measured=True)
