@@ -7,8 +7,10 @@ extraction and script fraction, then `quality.langid.judge`. Reported: texts/s o
 CPU-second, all threads counted), their ratios, the SQL share, and the share of texts each keeps per
 language (the human translations should all stay).
 quick=True: 4,000 texts; default 40,000; `python -m benchmarks.bench_langid --rows N` for any size.
-Also `script_shortcut`: on the texts the script decides alone (`langid.script_decides`), fastText's own verdict,
-to show it agrees (`--shortcut-only RECORDS` runs only that).
+Also `prefix`: the real texts judged with fastText reading a long text's beginning first (quality.lid_prefix) and
+without; the verdicts that differ (`--prefix-only`). And `script_shortcut`: on the texts the script decides
+alone (`langid.script_decides`), fastText's own verdict, to show it agrees (`--shortcut-only RECORDS` runs only
+that).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from __future__ import annotations
 import json
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -76,6 +79,14 @@ def language_id_step(con: duckdb.DuckDBPyConnection, config: langid.JudgeConfig)
             "texts_by_model": stats, "kept_share": {k: round(a / n, 4) for k, (a, n) in sorted(kept.items())}}
 
 
+def _prose_of(con: duckdb.DuckDBPyConnection, prose: str, corpus: str, lang: str) -> tuple[list[Any], Any]:
+    """The prose (SQL expression `prose`) of table texts' rows of `corpus` and `lang`, and its script fractions."""
+    table = con.sql(f"SELECT prose, {langid.script_fraction_sql('prose', resolve(lang).script)} AS f FROM "
+                    f"(SELECT {prose} AS prose FROM texts WHERE corpus = $1 AND lang = $2)",
+                    params=[corpus, lang]).to_arrow_table()
+    return table.column("prose").to_pylist(), table.column("f").to_numpy()
+
+
 def script_shortcut_agreement(records: int) -> dict[str, Any]:
     """Where the script decides alone (`langid.script_decides`: a text (almost) wholly in a script no other lid.176
     label uses), does fastText agree? Every text of those languages is judged both ways: with the shortcut, and
@@ -97,10 +108,7 @@ def script_shortcut_agreement(records: int) -> dict[str, Any]:
         prose = langid.prose_sql("text", config.max_chars)
         pairs = con.execute("SELECT DISTINCT corpus, lang FROM texts ORDER BY ALL").fetchall()
         for corpus, lang in [(c, lang) for c, lang in pairs if langid.script_decides(lang)]:
-            table = con.sql(f"SELECT prose, {langid.script_fraction_sql('prose', resolve(lang).script)} AS f FROM "
-                            f"(SELECT {prose} AS prose FROM texts WHERE corpus = $1 AND lang = $2)",
-                            params=[corpus, lang]).to_arrow_table()
-            texts, fractions = table.column("prose").to_pylist(), table.column("f").to_numpy()
+            texts, fractions = _prose_of(con, prose, corpus, lang)
             stats: dict[str, int] = {}
             short, _ = langid.judge_arrays(texts, fractions, lang, config, stats, measured=True)
             model, _ = langid.judge_arrays(texts, fractions, lang, config)
@@ -118,6 +126,33 @@ def script_shortcut_agreement(records: int) -> dict[str, Any]:
             "texts_decided_by_script": total, "fasttext_agrees": agree, "fasttext_rejects": rejects,
             "agreement": round(agree / total, 5) if total else None, "per_language": per_lang,
             "min_fraction": langid.SOLE_SCRIPT_MIN_FRACTION}
+
+
+def prefix_changes() -> dict[str, Any]:
+    """What reading a long text's beginning first (quality.lid_prefix) changes: every real text judged with
+    `prefix_chars` and without it (the whole prose); verdicts that differ, per corpus and language."""
+    config = langid.JudgeConfig.of()
+    real = real_texts()
+    con = duckdb.connect()
+    changed: dict[str, list[str]] = {}
+    settled, judged = 0, 0
+    try:
+        columns = ("corpus", "lang", "text")
+        con.register("texts", pa.table({name: [t[k] for t in real] for k, name in enumerate(columns)}))
+        prose = langid.prose_sql("text", config.max_chars)
+        for corpus, lang in con.execute("SELECT DISTINCT corpus, lang FROM texts ORDER BY ALL").fetchall():
+            texts, fractions = _prose_of(con, prose, corpus, lang)
+            stats: dict[str, int] = {}
+            first, _ = langid.judge_arrays(texts, fractions, lang, config, stats, measured=True)
+            whole, _ = langid.judge_arrays(texts, fractions, lang, replace(config, prefix_chars=None), measured=True)
+            settled, judged = settled + stats.get("prefix", 0), judged + stats.get("fasttext", 0)
+            names = {langid.NOT_JUDGED: "not judged", langid.WRONG: "rejected", langid.RIGHT: "kept"}
+            for i in (first != whole).nonzero()[0].tolist():
+                changed.setdefault(f"{corpus} {lang}", []).append(f"{names[int(whole[i])]} -> {names[int(first[i])]}")
+    finally:
+        con.close()
+    return {"prefix_chars": config.prefix_chars, "prefix_accept": config.prefix_accept, "fasttext_texts": judged,
+            "settled_on_prefix": settled, "changed": changed, "changed_total": sum(map(len, changed.values()))}
 
 
 def run(quick: bool = False, rows: int | None = None) -> dict[str, Any]:
@@ -163,7 +198,9 @@ def run(quick: bool = False, rows: int | None = None) -> dict[str, Any]:
     shortcut = script_shortcut_agreement(200 if quick else 2000)
     summary |= {"script_decided_texts": shortcut["texts_decided_by_script"],
                 "script_decided_fasttext_agreement": shortcut["agreement"]}
-    return {"summary": summary, "fasttext": fast, "lingua": lingua, "script_shortcut": shortcut,
+    prefix = prefix_changes()
+    summary |= {"settled_on_prefix": prefix["settled_on_prefix"], "prefix_changed_verdicts": prefix["changed_total"]}
+    return {"summary": summary, "fasttext": fast, "lingua": lingua, "script_shortcut": shortcut, "prefix": prefix,
             "note": "both identifiers timed in the same run on the same texts, models loaded beforehand; "
                     "the step is what quality.stage runs: SQL prose + script fraction, then judge"}
 
@@ -176,7 +213,12 @@ if __name__ == "__main__":
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--shortcut-only", type=int, metavar="RECORDS", default=None,
                         help="only the script-shortcut agreement, on RECORDS x 51 languages")
+    parser.add_argument("--prefix-only", action="store_true",
+                        help="only what reading a text's beginning first changes, on the real texts")
     args = parser.parse_args()
+    if args.prefix_only:
+        print(json.dumps(prefix_changes(), indent=2))
+        raise SystemExit(0)
     if args.shortcut_only:
         print(json.dumps(script_shortcut_agreement(args.shortcut_only), indent=2))
         raise SystemExit(0)

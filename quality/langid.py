@@ -52,7 +52,7 @@ import numpy as np
 import pyarrow as pa
 import regex
 
-from quality import lid_lingua, lid_model
+from quality import lid_lingua, lid_model, lid_prefix
 from quality.lid_lingua import lingua_knows
 from schemas.languages import SCRIPT_LETTER_WEIGHT, resolve
 from schemas.params import LangIdParams
@@ -106,6 +106,8 @@ class JudgeConfig:
     max_chars: int
     low_accuracy_min_chars: int | None
     identifier: str  # fasttext (lid.176, lingua for confusable pairs) | lingua
+    prefix_chars: int | None  # fastText reads this much of a long text first (quality.lid_prefix)
+    prefix_accept: float
     thresholds: dict[str, float]  # per-language min_confidence (FLORES code -> probability)
 
     @classmethod
@@ -199,9 +201,14 @@ def candidates_for(expected: str) -> tuple[str, ...]:
 
 def _accepted(expected: str) -> frozenset[str]:
     """Prefixes accepted as the expected language."""
-    prefix = _prefix(expected)
     if not lingua_knows(expected):  # judged only against English: any relative is fine
         return frozenset(_prefix(c) for c in candidates_for(expected)) - {"eng"}
+    return _equivalents(expected)
+
+
+def _equivalents(expected: str) -> frozenset[str]:
+    """Prefixes accepted as the expected language by fastText: itself and those EQUIVALENT to it."""
+    prefix = _prefix(expected)
     return frozenset({prefix}).union(*(group for group in EQUIVALENT if prefix in group))
 
 
@@ -306,8 +313,7 @@ def _guess_script(code: str) -> str | None:
 def _categories(guesses: list[str], expected: str, confusions: frozenset[str]) -> np.ndarray:
     """Per fastText guess: 0 accepted, 1 a likely confusion, 2 another language in the expected script,
     3 a language of another script."""
-    prefix = _prefix(expected)
-    accepted = frozenset({prefix}).union(*(group for group in EQUIVALENT if prefix in group))
+    accepted = _equivalents(expected)
     script = _script(expected)
     of = {}
     for code in set(guesses):
@@ -330,6 +336,14 @@ def _fasttext_verdicts(prose: Sequence[str | None], rows: np.ndarray, expected: 
         else frozenset()
     threshold = config.threshold(expected)
     texts = [prose[i] or "" for i in rows.tolist()]
+    if covered and config.prefix_chars:  # a long text clearly in the language from its start (quality.lid_prefix)
+        settled = lid_prefix.accepted_on_prefix(texts, _equivalents(expected), config.prefix_chars,
+                                                 config.prefix_accept)
+        verdicts[rows[settled]] = RIGHT
+        if settled.any():
+            counts["prefix"] = counts.get("prefix", 0) + int(settled.sum())
+        texts = [texts[k] for k in np.flatnonzero(~settled).tolist()]
+        rows = rows[~settled]
     codes, flat = lid_model.ranked(texts, k=2)
     first, second = codes[0::2], codes[1::2]
     probability = np.frombuffer(flat, np.float64)[0::2]

