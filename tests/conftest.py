@@ -25,7 +25,6 @@ SHARED_DATA_ENV = "POLYINSTRUCT_SHARED_DATA"
 # one local Ray instance at a time on the machine. (xdist's --dist loadgroup cannot tag node ids under pytest 9.)
 DEMO_GROUP, RAY_GROUP = "demo_repo", "ray"
 XDIST_GROUPS = {"tests/test_pipeline.py": DEMO_GROUP, "tests/test_versioning.py": DEMO_GROUP,
-                "tests/test_pipeline_generate.py": DEMO_GROUP,
                 "tests/dataset_builder/test_translate_ray.py": RAY_GROUP,
                 "tests/dataset_builder/test_respond_ray.py": RAY_GROUP}
 # The heaviest groups (minutes each, from `pytest --durations`) start first, so none is left to run alone at the end.

@@ -9,6 +9,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+import pyarrow.parquet as pq
 import pytest
 import yaml
 
@@ -17,8 +18,8 @@ from dataset_builder.recipes import load_recipe, recipe_names, shrink
 from schemas.errors import PolyinstructError
 from schemas.languages import language_set
 from schemas.params import parse_params
-from tests.conftest import run_cli
-from tests.demo_repo import PACKAGES, REPO_ROOT, sh
+from tests.conftest import metrics_with_timing, run_cli
+from tests.demo_repo import PACKAGES, REPO_ROOT, UP_TO_DATE, sh
 
 
 def test_presets_validate_with_the_papers_settings() -> None:
@@ -135,3 +136,47 @@ def test_shrunken_preset_runs_under_dvc_repro(name: str, tmp_path: Path) -> None
         assert (work / f"models/adapters/{mixture['name']}/adapter_config.json").exists()
         assert not (work / f"models/checkpoints/{mixture['name']}").exists()  # removed after success
         assert (work / f"metrics/eval/{mixture['name']}.json").exists()
+    if raw["responses"]["mode"] == "generate":  # Bactrian-X's recipe: responses generated in each language
+        check_generated_responses(work, raw)
+
+
+def check_generated_responses(work: Path, raw: dict[str, Any]) -> None:
+    """Every kept record carries the output the smoke responder generated for its translated prompt, nothing is
+    lost between the translated and responded files, and a second repro does nothing."""
+    langs = raw["responses"]["languages"]
+    assert langs and set(langs) <= set(raw["languages"]["targets"])
+    responder = None
+    for lang in langs:
+        metrics = metrics_with_timing(work / f"metrics/respond/{lang}.json")
+        assert metrics["smoke"] and metrics["prompts_generated"] > 0
+        responder = metrics["model"]
+        responded = pq.read_table(work / f"data/responded/{lang}.parquet").to_pylist()
+        translated = {r["id"]: r for r in pq.read_table(work / f"data/translated/{lang}.parquet").to_pylist()}
+        rejected = pq.read_table(work / f"data/rejects/respond/{lang}.parquet").num_rows
+        assert len(responded) + rejected == len(translated)
+        for row in responded:
+            assert row["output_model"] == responder and row["smoke"]
+            assert row["instruction"] == translated[row["id"]]["instruction"]  # translated prompts kept
+        kept = pq.read_table(work / f"data/filtered/{lang}.parquet").to_pylist()
+        by_id = {r["id"]: r for r in responded}
+        assert kept, lang
+        for row in kept:  # every kept record carries its generated output, marked smoke
+            assert row["output"] == by_id[row["id"]]["output"] and row["smoke"]
+    assert responder and responder.startswith("smoke:")
+    quality = json.loads((work / "metrics/quality.json").read_text())["languages"]
+    for lang in langs:
+        assert quality[lang]["kept"] + quality[lang]["rejected"] == quality[lang]["in"]
+    assert json.loads((work / "metrics/validation.json").read_text())["success"] is True
+    second = sh(work, "dvc", "repro", check=False)
+    assert second.returncode == 0, second.stderr[-2000:]
+    assert UP_TO_DATE in second.stdout, second.stdout[-2000:]
+
+
+def test_switching_to_generated_responses_reruns_no_translation() -> None:
+    """Bactrian-X's recipe is the demo's with `responses.mode: generate`: the stages before the responses read
+    none of the `responses` params, so DVC reruns no translation when a run switches to it."""
+    stages = yaml.safe_load((REPO_ROOT / "dvc.yaml").read_text())["stages"]
+    for name in ("ingest", "models", "translate", "translate_many", "round_trip", "qe_score"):
+        stage = stages[name].get("do", stages[name])
+        assert not [p for p in stage.get("params", []) if str(p).split(".")[0] == "responses"], (name, stage)
+    assert "responses" in stages["respond"]["do"]["params"]
