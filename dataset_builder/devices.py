@@ -54,11 +54,19 @@ def resolve_compute_type(requested: str, device: str) -> str:
     return compute
 
 
-def cpu_threads() -> int:
+def available_cpus() -> int:
+    """The CPUs this process may run on: how many worker processes are worth starting."""
     try:
         return len(os.sched_getaffinity(0))
     except AttributeError:  # not Linux
         return os.cpu_count() or 1
+
+
+def cpu_threads() -> int:
+    """CPU threads for one engine: OMP_NUM_THREADS when set (the usual cap for a process sharing the machine,
+    e.g. one of several test workers), else every available CPU."""
+    limit = os.environ.get("OMP_NUM_THREADS", "")
+    return int(limit) if limit.isdigit() and int(limit) > 0 else available_cpus()
 
 
 def length_batches(lengths: list[int], max_batch_tokens: int) -> list[list[int]]:

@@ -17,7 +17,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from dataset_builder.devices import cpu_threads
+from dataset_builder.devices import available_cpus
 from dataset_builder.segment import Piece, Segmented, fit_to_budget, is_mostly_code, segment
 from schemas import language_bound
 from schemas.artifacts import write_parquet
@@ -99,7 +99,7 @@ def plan_source(source: Path, rows: list[tuple[str, str, str]], cache_root: Path
     if encoded is None:
         encoded = []
         chunks = [rows[i:i + 500] for i in range(0, len(rows), 500)]
-        workers = min(cpu_threads(), 16, len(chunks))
+        workers = min(available_cpus(), 16, len(chunks))
         if len(rows) >= PARALLEL_MIN_RECORDS and workers > 1:
             # spawn, not fork: the parent has tokenizer and BLAS thread pools that a fork would copy.
             with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:

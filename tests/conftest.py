@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from dataset_builder.cli.app import main
+from dataset_builder.devices import available_cpus
 from schemas.timings import timing_path
 from tests.demo_repo import DemoRepo, build_demo_repo
 
@@ -30,6 +31,11 @@ XDIST_GROUPS = {"tests/test_pipeline.py": DEMO_GROUP, "tests/test_versioning.py"
 # The heaviest groups (minutes each, from `pytest --durations`) start first, so none is left to run alone at the end.
 HEAVIEST_GROUPS = (DEMO_GROUP, "tests/test_recipes.py", RAY_GROUP)
 SHARED_DATA = Path(os.environ.get(SHARED_DATA_ENV) or REPO_ROOT.parent / "shared" / "data")
+# Each xdist worker, and every process its tests start (the stages of a `dvc repro`), gets its share of the CPUs
+# for OpenMP (torch, CTranslate2: dataset_builder.devices.cpu_threads): threads beyond it spin against the other
+# worker's, which measured 4x slower smoke training on a loaded 2-core machine. Set before torch is imported.
+if xdist_workers := int(os.environ.get("PYTEST_XDIST_WORKER_COUNT") or 0):
+    os.environ.setdefault("OMP_NUM_THREADS", str(max(1, available_cpus() // xdist_workers)))
 
 
 @pytest.fixture(scope="session")

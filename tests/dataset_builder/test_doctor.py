@@ -101,3 +101,16 @@ def test_large_cpu_work_needs_an_explicit_cpu() -> None:
     with pytest.raises(PolyinstructError, match="set translate.device: cpu") as err:
         check_planned_work("auto", "cpu", CPU_UNIT_LIMIT + 1)
     assert "\n" not in str(err.value) and "100,001 units" in str(err.value)
+
+
+def test_engine_threads_follow_omp_num_threads(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    every_cpu = devices.available_cpus()
+    assert every_cpu >= 1 and devices.cpu_threads() == every_cpu
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")  # e.g. one of two test workers on two cores
+    assert devices.cpu_threads() == 1
+    for ignored in ("0", "", "two", "-3"):
+        monkeypatch.setenv("OMP_NUM_THREADS", ignored)
+        assert devices.cpu_threads() == every_cpu, ignored
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    assert devices.available_cpus() == every_cpu  # worker processes (the segmentation pool) are not capped
