@@ -183,6 +183,9 @@ class QualityParams(Section):
     filters: FiltersParams = FiltersParams()
     round_trip: RoundTripParams = RoundTripParams()
     qe: QeParams = QeParams()
+    # The translation model's checks (round-trip back-translations, QE scores) keep their memory here, not in
+    # translate.cache: the one-process translate stage owns that folder as a DVC output.
+    check_memory: str = "data/check_memory"
     # DuckDB's memory for the filter stage (its database file spills to a temporary folder beyond it), e.g.
     # "2GB"; the stage's peak memory is this plus one language's rows and the language-ID models.
     memory_limit: str = Field(default="2GB", pattern=r"^\d+(\.\d+)?\s*(KB|MB|GB|TB|KiB|MiB|GiB|TiB)$")
