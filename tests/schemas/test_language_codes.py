@@ -81,3 +81,11 @@ def test_both_prompt_file_patterns_for_every_supported_language() -> None:
         assert language_from_file_stem(f"prompts_{lang.flores}") == lang
     for code in nllb_codes():
         assert language_from_file_stem(f"prompts_{code}").flores == code
+
+
+def test_the_copied_nllb_codes_are_transformers_own() -> None:
+    """schemas.languages.NLLB_CODES is a copy (resolving a code must not import transformers): it must stay the NLLB
+    tokenizer's list, in its order."""
+    tokenization = pytest.importorskip("transformers.models.nllb.tokenization_nllb")
+    assert nllb_codes() == tuple(tokenization.FAIRSEQ_LANGUAGE_CODES)
+    assert len(set(nllb_codes())) == 202
