@@ -44,7 +44,8 @@ How a text is judged against an expected language (`judge`, used by the filter s
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from array import array
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, fields, replace
 
 import duckdb
@@ -253,6 +254,13 @@ def judge_arrays(prose: Sequence[str | None], script_fraction: Sequence[float | 
                  config: JudgeConfig = JudgeConfig.of(), stats: dict[str, int] | None = None, measured: bool = False
                  ) -> tuple[np.ndarray, dict[int, str]]:
     """`judge` as an int8 array of NOT_JUDGED / WRONG / RIGHT and the reasons of the WRONG rows by index."""
+    return start_judgement(prose, script_fraction, expected, config, stats, measured).finish()
+
+
+def start_judgement(prose: Sequence[str | None], script_fraction: Sequence[float | None] | np.ndarray,
+                    expected: str, config: JudgeConfig = JudgeConfig.of(), stats: dict[str, int] | None = None,
+                    measured: bool = False) -> Judgement:
+    """`judge_arrays` up to fastText's reading, which runs in the workers until `Judgement.finish` collects it."""
     expected = resolve(expected).flores
     script = _script(expected)
     counts = stats if stats is not None else {}
@@ -273,14 +281,44 @@ def judge_arrays(prose: Sequence[str | None], script_fraction: Sequence[float | 
         open_rows &= ~by_script
         counts["script"] = counts.get("script", 0) + int(by_script.sum())
     rows = np.flatnonzero(open_rows)
+    reading = None
     if config.identifier == "lingua":
         if not needs_lingua(expected):
             verdicts[rows] = RIGHT
             rows = rows[:0]
-        _lingua_verdicts(prose, rows, expected, config, verdicts, reasons, counts)
     else:
-        _fasttext_verdicts(prose, rows, expected, config, verdicts, reasons, counts)
-    return verdicts, reasons
+        counts["fasttext"] = counts.get("fasttext", 0) + len(rows)
+        # fastText reads a long text clearly in the language from its start only there (quality.lid_prefix)
+        reading = lid_prefix.ranked_after_prefix([prose[i] or "" for i in rows.tolist()], _equivalents(expected),
+                                                 config.prefix_chars if lid_model.covers(expected) else None,
+                                                 config.prefix_accept)
+    return Judgement(prose, expected, config, verdicts, reasons, counts, rows, reading)
+
+
+@dataclass
+class Judgement:
+    """One batch's judgement between its start (`start_judgement`: the script's verdicts, and fastText's reading
+    started in the workers of `lid_model.parallel`) and `finish` (fastText's verdicts from that reading, then
+    lingua's, in this process). The filter stage starts the next language's reading before it finishes this one,
+    so the workers read while lingua runs here."""
+
+    prose: Sequence[str | None]
+    expected: str
+    config: JudgeConfig
+    verdicts: np.ndarray
+    reasons: dict[int, str]
+    counts: dict[str, int]
+    rows: np.ndarray  # the rows left to the models
+    reading: Callable[[], tuple[np.ndarray, list[str], array]] | None  # fastText's, collected (lid_prefix)
+
+    def finish(self) -> tuple[np.ndarray, dict[int, str]]:
+        if self.reading is None:
+            _lingua_verdicts(self.prose, self.rows, self.expected, self.config, self.verdicts, self.reasons,
+                             self.counts)
+        else:
+            _fasttext_verdicts(self.prose, self.rows, self.expected, self.config, self.verdicts, self.reasons,
+                               self.counts, self.reading)
+        return self.verdicts, self.reasons
 
 
 def _lingua_verdicts(prose: Sequence[str | None], rows: np.ndarray, expected: str, config: JudgeConfig,
@@ -324,9 +362,11 @@ def _categories(guesses: list[str], expected: str, confusions: frozenset[str]) -
 
 
 def _fasttext_verdicts(prose: Sequence[str | None], rows: np.ndarray, expected: str, config: JudgeConfig,
-                       verdicts: np.ndarray, reasons: dict[int, str], counts: dict[str, int]) -> None:
-    """fastText's verdict on `rows`, and lingua's where it can change it (module docstring, step 3)."""
-    counts["fasttext"] = counts.get("fasttext", 0) + len(rows)
+                       verdicts: np.ndarray, reasons: dict[int, str], counts: dict[str, int],
+                       reading: Callable[[], tuple[np.ndarray, list[str], array]]) -> None:
+    """fastText's verdict on `rows` from its `reading`, and lingua's where it can change it (module docstring,
+    step 3)."""
+    settled, codes, flat = reading()
     if not len(rows):
         return
     covered = lid_model.covers(expected)
@@ -335,16 +375,11 @@ def _fasttext_verdicts(prose: Sequence[str | None], rows: np.ndarray, expected: 
     confusions = frozenset(_prefix(c) for c in candidates_for(expected)) - {"eng"} if lingua_knows_it \
         else frozenset()
     threshold = config.threshold(expected)
+    verdicts[rows[settled]] = RIGHT  # a long text clearly in the language from its start (quality.lid_prefix)
+    if settled.any():
+        counts["prefix"] = counts.get("prefix", 0) + int(settled.sum())
+    rows = rows[~settled]
     texts = [prose[i] or "" for i in rows.tolist()]
-    if covered and config.prefix_chars:  # a long text clearly in the language from its start (quality.lid_prefix)
-        settled = lid_prefix.accepted_on_prefix(texts, _equivalents(expected), config.prefix_chars,
-                                                 config.prefix_accept)
-        verdicts[rows[settled]] = RIGHT
-        if settled.any():
-            counts["prefix"] = counts.get("prefix", 0) + int(settled.sum())
-        texts = [texts[k] for k in np.flatnonzero(~settled).tolist()]
-        rows = rows[~settled]
-    codes, flat = lid_model.ranked(texts, k=2)
     first, second = codes[0::2], codes[1::2]
     probability = np.frombuffer(flat, np.float64)[0::2]
     category = _categories(first, expected, confusions)

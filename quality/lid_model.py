@@ -15,12 +15,15 @@ from __future__ import annotations
 import importlib.resources
 import multiprocessing
 from array import array
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
+from dataclasses import dataclass
 from functools import cache, partial
 from pathlib import Path
 from typing import Any, TypeVar
+
+import numpy as np
 
 from schemas.errors import PolyinstructError
 from schemas.languages import UnknownLanguageError, nllb_codes, resolve
@@ -170,14 +173,46 @@ def _ranked_part(lines: list[str], k: int, max_chars: int | None = None) -> tupl
     found_labels: list[str] = []
     probabilities = array("d")
     for line in lines:
-        found = predict((line if max_chars is None else line[:max_chars]) + "\n", k, 0.0, "strict")
-        for probability, label in found:
-            found_labels.append(label[9:])
-            probabilities.append(min(probability, 1.0))
-        for _ in range(k - len(found)):
-            found_labels.append("")
-            probabilities.append(0.0)
+        _append(predict((line if max_chars is None else line[:max_chars]) + "\n", k, 0.0, "strict"), k,
+                found_labels, probabilities)
     return found_labels, probabilities
+
+
+def _append(found: list[tuple[float, str]], k: int, found_labels: list[str], probabilities: array) -> None:
+    for probability, label in found:
+        found_labels.append(label[9:])
+        probabilities.append(min(probability, 1.0))
+    for _ in range(k - len(found)):
+        found_labels.append("")
+        probabilities.append(0.0)
+
+
+@dataclass(frozen=True)
+class FirstRead:
+    """Read a flagged text's first `chars` characters first, and settle it there (no full ranking) when lid.176's
+    first label on them is one of `labels` with probability >= `accept` (quality.lid_prefix)."""
+
+    flags: Sequence[bool]
+    labels: frozenset[str]
+    chars: int
+    accept: float
+
+
+def _first_then_ranked_part(items: list[tuple[str, bool]], k: int, first: FirstRead
+                            ) -> tuple[list[str], array, bytes]:
+    """`_ranked_part` of the lines not settled on their beginning (`FirstRead`), and which were (1 per line)."""
+    predict = _model().f.predict
+    found_labels: list[str] = []
+    probabilities = array("d")
+    settled = bytearray(len(items))
+    for i, (line, flagged) in enumerate(items):
+        if flagged:
+            found = predict(line[:first.chars] + "\n", 1, 0.0, "strict")
+            if found and found[0][1][9:] in first.labels and min(found[0][0], 1.0) >= first.accept:
+                settled[i] = 1
+                continue
+        _append(predict(line + "\n", k, 0.0, "strict"), k, found_labels, probabilities)
+    return found_labels, probabilities, bytes(settled)
 
 
 @contextmanager
@@ -197,13 +232,16 @@ def parallel(workers: int) -> Iterator[None]:
         pool.shutdown(cancel_futures=True)
 
 
-def _spread(job: Callable[[list[str]], T], lines: list[str]) -> list[T]:
-    """`job` over `lines`, split over the workers of the innermost `parallel` block when the batch is long."""
-    if _POOL and len(lines) >= PARALLEL_MIN_TEXTS:
+def _submit(job: Callable[[list[Any]], T], items: list[Any]) -> Callable[[], list[T]]:
+    """Start `job` over `items`, split over the workers of the innermost `parallel` block when the batch is long
+    (otherwise run now, in this process); calling the result waits for the parts, in order."""
+    if _POOL and len(items) >= PARALLEL_MIN_TEXTS:
         pool, workers = _POOL[-1]
-        size = -(-len(lines) // workers)
-        return list(pool.map(job, [lines[k:k + size] for k in range(0, len(lines), size)]))
-    return [job(lines)]
+        size = -(-len(items) // workers)
+        futures = [pool.submit(job, items[k:k + size]) for k in range(0, len(items), size)]
+        return lambda: [future.result() for future in futures]
+    done = [job(items)]
+    return lambda: done
 
 
 def ranked(texts: Sequence[str], k: int = 2, max_chars: int | None = None) -> tuple[list[str], array]:
@@ -212,11 +250,34 @@ def ranked(texts: Sequence[str], k: int = 2, max_chars: int | None = None) -> tu
     first `max_chars` characters are read when given. Batched over the workers of `parallel`."""
     if not texts:
         return [], array("d")
+    parts = _submit(partial(_ranked_part, k=k, max_chars=max_chars), [_line(t) for t in texts])()
+    codes, probabilities, _ = _mapped((*part, b"") for part in parts)
+    return codes, probabilities
+
+
+def ranked_later(texts: Sequence[str], first: FirstRead, k: int = 2
+                 ) -> Callable[[], tuple[list[str], array, np.ndarray]]:
+    """`ranked` of the texts not settled on their beginning (`first`), started now in the workers of `parallel`
+    (the filter stage judges the previous language meanwhile) and collected by calling the result, which also
+    gives a bool per text: settled on its beginning."""
+    if not texts:
+        return lambda: ([], array("d"), np.zeros(0, bool))
+    collect = _submit(partial(_first_then_ranked_part, k=k, first=first),
+                      list(zip([_line(t) for t in texts], first.flags, strict=True)))
+
+    def result() -> tuple[list[str], array, np.ndarray]:
+        codes, probabilities, settled = _mapped(collect())
+        return codes, probabilities, np.frombuffer(settled, np.uint8).astype(bool)
+    return result
+
+
+def _mapped(parts: Iterable[tuple[list[str], array, bytes]]) -> tuple[list[str], array, bytes]:
     mapping = label_map()
     codes: list[str] = []
     probabilities = array("d")
-    lines = [_line(t) for t in texts]
-    for part_labels, part_probabilities in _spread(partial(_ranked_part, k=k, max_chars=max_chars), lines):
+    settled = bytearray()
+    for part_labels, part_probabilities, part_settled in parts:
         codes.extend(mapping.get(label, label) for label in part_labels)
         probabilities.extend(part_probabilities)
-    return codes, probabilities
+        settled.extend(part_settled)
+    return codes, probabilities, bytes(settled)

@@ -11,7 +11,9 @@ and the whole prose is not (a mixed text): measured on the real sets by `python 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from array import array
+from collections.abc import Callable, Sequence
+from functools import cache
 
 import numpy as np
 
@@ -30,16 +32,46 @@ def accepted_on_prefix(texts: Sequence[str], accepted: frozenset[str], prefix_ch
     """Bool per text: longer than `prefix_chars` (shorter ones get the full judgement directly), and lid.176's
     first guess on its first `prefix_chars` characters is a language of `accepted` (ISO 639-3 prefixes of FLORES
     codes) with probability >= `prefix_accept`. Past the first PROBE_TEXTS long texts, only if it pays there."""
-    n = len(texts)
-    long_rows = np.flatnonzero(np.fromiter((len(t) > prefix_chars for t in texts), bool, n))
-    found = np.zeros(n, bool)
-    if not len(long_rows):
-        return found
-    probe, rest = long_rows[:PROBE_TEXTS], long_rows[PROBE_TEXTS:]
-    found[probe] = _settled([texts[i] for i in probe.tolist()], accepted, prefix_chars, prefix_accept)
-    if len(rest) and found[probe].mean() >= PAYS_FROM:
+    found, rest = _probe(texts, accepted, prefix_chars, prefix_accept)
+    if len(rest):
         found[rest] = _settled([texts[i] for i in rest.tolist()], accepted, prefix_chars, prefix_accept)
     return found
+
+
+def ranked_after_prefix(texts: Sequence[str], accepted: frozenset[str], prefix_chars: int | None,
+                        prefix_accept: float) -> Callable[[], tuple[np.ndarray, list[str], array]]:
+    """`accepted_on_prefix` and `lid_model.ranked` (k=2) of the texts it does not settle, in one pass of the
+    workers, started now and collected by calling the result: (settled per text, codes and probabilities of the
+    others, flat; `prefix_chars` None: the whole of every text). The probe runs now, in this process; the rest of
+    the beginnings, where it pays, are read in the workers just before the whole of a text not settled on them."""
+    settled, rest = _probe(texts, accepted, prefix_chars, prefix_accept)
+    flags = np.zeros(len(texts), bool)
+    flags[rest] = True
+    others = np.flatnonzero(~settled)
+    collect = lid_model.ranked_later([texts[i] for i in others.tolist()], lid_model.FirstRead(
+        flags[others].tolist(), _accepted_labels(accepted), prefix_chars, prefix_accept))
+
+    def result() -> tuple[np.ndarray, list[str], array]:
+        codes, probabilities, on_prefix = collect()
+        settled[others[on_prefix]] = True
+        return settled, codes, probabilities
+    return result
+
+
+def _probe(texts: Sequence[str], accepted: frozenset[str], prefix_chars: int | None, prefix_accept: float
+           ) -> tuple[np.ndarray, np.ndarray]:
+    """Settled on the beginning among the first PROBE_TEXTS long texts, and the rest of the long texts where that
+    pays (at least PAYS_FROM of those settled; else none)."""
+    n = len(texts)
+    found = np.zeros(n, bool)
+    if not prefix_chars:
+        return found, np.zeros(0, np.int64)
+    long_rows = np.flatnonzero(np.fromiter((len(t) > prefix_chars for t in texts), bool, n))
+    if not len(long_rows):
+        return found, long_rows
+    probe, rest = long_rows[:PROBE_TEXTS], long_rows[PROBE_TEXTS:]
+    found[probe] = _settled([texts[i] for i in probe.tolist()], accepted, prefix_chars, prefix_accept)
+    return found, rest if len(rest) and found[probe].mean() >= PAYS_FROM else rest[:0]
 
 
 def _settled(texts: list[str], accepted: frozenset[str], prefix_chars: int, prefix_accept: float) -> np.ndarray:
@@ -47,3 +79,10 @@ def _settled(texts: list[str], accepted: frozenset[str], prefix_chars: int, pref
     probability = np.frombuffer(flat, np.float64)
     ours = np.fromiter((code.split("_", 1)[0] in accepted for code in codes), bool, len(codes))
     return ours & (probability >= prefix_accept)
+
+
+@cache
+def _accepted_labels(accepted: frozenset[str]) -> frozenset[str]:
+    """lid.176's labels that `_settled` takes for a language of `accepted` (its workers see labels, not codes)."""
+    mapping = lid_model.label_map()
+    return frozenset(label for label in lid_model.labels() if mapping.get(label, label).split("_", 1)[0] in accepted)

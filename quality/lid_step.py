@@ -29,10 +29,18 @@ class LangIdRun:
     model_texts: dict[str, int] = field(default_factory=dict)
 
 
+@dataclass
+class _Started:
+    lang: str
+    rids: np.ndarray
+    judgement: langid.Judgement
+
+
 def language_ids(con: duckdb.DuckDBPyConnection, lid: LangIdParams, progress: Any) -> LangIdRun:
     """Language ID of the rows of table judge_rows (rid, lang): prose in one SQL pass over every language, then
-    per language its script fraction (SQL) and quality.langid.judge_arrays (the script decides where only the
-    language uses it; fastText, in parallel, elsewhere; lingua where it can change fastText's verdict)."""
+    per language its script fraction (SQL) and quality.langid's judgement (the script decides where only the
+    language uses it; fastText, in the workers, elsewhere; lingua where it can change fastText's verdict), started
+    for the next language before it is finished for this one."""
     config = langid.JudgeConfig.of(lid)
     started = time.perf_counter()
     # An output copied verbatim from the source (code, or the answer to "translate into French") is no evidence of
@@ -43,7 +51,8 @@ def language_ids(con: duckdb.DuckDBPyConnection, lid: LangIdParams, progress: An
     con.execute(f"""CREATE TEMP TABLE lid_prose AS SELECT j.lang, r.rid, {prose} AS prose FROM rows r
         JOIN judge_rows j USING (rid) LEFT JOIN rows s ON s.is_source AND s.id = r.id ORDER BY j.lang, r.rid""")
     # Languages sharing lingua's candidate set (a family) run one after another, so its models load once and are
-    # released when the set changes: lingua's memory does not grow with the number of languages.
+    # released when the set changes (but for those the next family shares: English): lingua's memory does not grow
+    # with the number of languages.
     counts = sorted(con.execute("SELECT lang, count(*) FROM lid_prose GROUP BY lang").fetchall(),
                     key=lambda found: (sorted(langid.candidates_for(found[0])), found[0]))
     total = sum(n for _, n in counts)
@@ -52,24 +61,42 @@ def language_ids(con: duckdb.DuckDBPyConnection, lid: LangIdParams, progress: An
     details: list[str] = []
     model_counts: dict[str, int] = {}
     judge_seconds = 0.0
+    family: list[str] = []
+
+    def finish(pending: _Started) -> None:
+        """The verdicts of a language whose fastText reading was started (lingua runs here meanwhile)."""
+        nonlocal family, judge_seconds
+        candidates = sorted(langid.candidates_for(pending.lang))
+        if candidates != family:
+            lid_lingua.release_models(keep={lid_lingua.prefix(c) for c in candidates})
+            family = candidates
+        judge_started = time.perf_counter()
+        verdicts, reasons = pending.judgement.finish()
+        judge_seconds += time.perf_counter() - judge_started
+        for name, n in pending.judgement.counts.items():
+            model_counts[name] = model_counts.get(name, 0) + n
+        wrong = np.flatnonzero(verdicts == langid.WRONG)
+        rid_parts.append(pending.rids[wrong])
+        details.extend(reasons.get(i) or "wrong language" for i in wrong.tolist())
+        progress.advance(task, len(verdicts))
+
     with lid_model.parallel(os.cpu_count() or 1):
-        family: list[str] = []
-        for lang, rows in counts:
-            if sorted(langid.candidates_for(lang)) != family:
-                lid_lingua.release_models()
-                family = sorted(langid.candidates_for(lang))
+        # A pipeline two languages deep: the workers read the next language while this process finishes the one
+        # before (lingua, the verdicts) and slices the one after from DuckDB. Verdicts are those of one at a time.
+        before: _Started | None = None
+        for lang, _ in counts:
             table = con.sql(
                 f"SELECT rid, prose, {langid.script_fraction_sql('prose', resolve(lang).script)} AS fraction "
                 "FROM lid_prose WHERE lang = $1", params=[lang]).to_arrow_table()
             judge_started = time.perf_counter()
-            verdicts, reasons = langid.judge_arrays(table.column("prose").to_pylist(),
-                                                    table.column("fraction").to_numpy(), lang, config, model_counts,
-                                                    measured=True)
+            judgement = langid.start_judgement(table.column("prose").to_pylist(), table.column("fraction").to_numpy(),
+                                               lang, config, {}, measured=True)
             judge_seconds += time.perf_counter() - judge_started
-            wrong = np.flatnonzero(verdicts == langid.WRONG)
-            rid_parts.append(table.column("rid").to_numpy()[wrong])
-            details.extend(reasons.get(i) or "wrong language" for i in wrong.tolist())
-            progress.advance(task, rows)
+            if before is not None:
+                finish(before)
+            before = _Started(lang, table.column("rid").to_numpy(), judgement)
+        if before is not None:
+            finish(before)
         lid_lingua.release_models()
     con.execute("DROP TABLE lid_prose")
     rids = np.concatenate(rid_parts) if rid_parts else np.empty(0, np.int64)
