@@ -27,7 +27,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from benchmarks.synth import synthetic_parallel_set
-from quality import langid
+from quality import langid, lid_sql
 from schemas.errors import PolyinstructError
 from schemas.languages import resolve
 from schemas.params import LangIdParams
@@ -59,10 +59,10 @@ def language_id_step(con: duckdb.DuckDBPyConnection, config: langid.JudgeConfig)
     sql_seconds = 0.0
     stats: dict[str, int] = {}
     kept: dict[str, list[int]] = {}
-    prose = langid.prose_sql("text", config.max_chars)
+    prose = lid_sql.prose_sql("text", config.max_chars)
     for (lang,) in con.execute("SELECT DISTINCT lang FROM texts ORDER BY lang").fetchall():
         sql_started = time.perf_counter()
-        table = con.sql(f"SELECT corpus, prose, {langid.script_fraction_sql('prose', resolve(lang).script)} AS f "
+        table = con.sql(f"SELECT corpus, prose, {lid_sql.script_fraction_sql('prose', resolve(lang).script)} AS f "
                         f"FROM (SELECT corpus, {prose} AS prose FROM texts WHERE lang = $1)",
                         params=[lang]).to_arrow_table()
         sql_seconds += time.perf_counter() - sql_started
@@ -81,7 +81,7 @@ def language_id_step(con: duckdb.DuckDBPyConnection, config: langid.JudgeConfig)
 
 def _prose_of(con: duckdb.DuckDBPyConnection, prose: str, corpus: str, lang: str) -> tuple[list[Any], Any]:
     """The prose (SQL expression `prose`) of table texts' rows of `corpus` and `lang`, and its script fractions."""
-    table = con.sql(f"SELECT prose, {langid.script_fraction_sql('prose', resolve(lang).script)} AS f FROM "
+    table = con.sql(f"SELECT prose, {lid_sql.script_fraction_sql('prose', resolve(lang).script)} AS f FROM "
                     f"(SELECT {prose} AS prose FROM texts WHERE corpus = $1 AND lang = $2)",
                     params=[corpus, lang]).to_arrow_table()
     return table.column("prose").to_pylist(), table.column("f").to_numpy()
@@ -105,7 +105,7 @@ def script_shortcut_agreement(records: int) -> dict[str, Any]:
         columns = ("corpus", "lang", "text")
         con.register("real", pa.table({name: [t[k] for t in real] for k, name in enumerate(columns)}))
         con.execute("INSERT INTO texts SELECT * FROM real")
-        prose = langid.prose_sql("text", config.max_chars)
+        prose = lid_sql.prose_sql("text", config.max_chars)
         pairs = con.execute("SELECT DISTINCT corpus, lang FROM texts ORDER BY ALL").fetchall()
         for corpus, lang in [(c, lang) for c, lang in pairs if langid.script_decides(lang)]:
             texts, fractions = _prose_of(con, prose, corpus, lang)
@@ -139,7 +139,7 @@ def prefix_changes() -> dict[str, Any]:
     try:
         columns = ("corpus", "lang", "text")
         con.register("texts", pa.table({name: [t[k] for t in real] for k, name in enumerate(columns)}))
-        prose = langid.prose_sql("text", config.max_chars)
+        prose = lid_sql.prose_sql("text", config.max_chars)
         for corpus, lang in con.execute("SELECT DISTINCT corpus, lang FROM texts ORDER BY ALL").fetchall():
             texts, fractions = _prose_of(con, prose, corpus, lang)
             stats: dict[str, int] = {}

@@ -48,30 +48,15 @@ from array import array
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, fields, replace
 
-import duckdb
 import numpy as np
-import pyarrow as pa
 import regex
 
 from quality import lid_lingua, lid_model, lid_prefix
 from quality.lid_lingua import lingua_knows
-from schemas.languages import SCRIPT_LETTER_WEIGHT, resolve
+from quality.lid_sql import SCRIPT_CLASSES, min_prose_chars, prose_and_scripts
+from schemas.languages import resolve
 from schemas.params import LangIdParams
-from schemas.spans import CODE_LINES_SQL as _CODE_LINES
-from schemas.spans import CODE_SPANS_SQL as _CODE_SPANS
 
-# ISO 15924 script -> RE2 character-class body of its letters (used inside `[...]` in DuckDB regexps).
-SCRIPT_CLASSES: dict[str, str] = {
-    "Latn": r"\p{Latin}", "Cyrl": r"\p{Cyrillic}", "Arab": r"\p{Arabic}", "Deva": r"\p{Devanagari}",
-    "Beng": r"\p{Bengali}", "Gujr": r"\p{Gujarati}", "Guru": r"\p{Gurmukhi}", "Orya": r"\p{Oriya}",
-    "Taml": r"\p{Tamil}", "Telu": r"\p{Telugu}", "Knda": r"\p{Kannada}", "Mlym": r"\p{Malayalam}",
-    "Sinh": r"\p{Sinhala}", "Thai": r"\p{Thai}", "Laoo": r"\p{Lao}", "Khmr": r"\p{Khmer}",
-    "Mymr": r"\p{Myanmar}", "Tibt": r"\p{Tibetan}", "Geor": r"\p{Georgian}", "Armn": r"\p{Armenian}",
-    "Grek": r"\p{Greek}", "Hebr": r"\p{Hebrew}", "Ethi": r"\p{Ethiopic}", "Hang": r"\p{Hangul}",
-    "Kore": r"\p{Hangul}\p{Han}", "Hans": r"\p{Han}", "Hant": r"\p{Han}",
-    "Jpan": r"\p{Han}\p{Hiragana}\p{Katakana}", "Tfng": r"\p{Tifinagh}", "Olck": r"\p{Ol_Chiki}",
-    "Thaa": r"\p{Thaana}",
-}
 # Likely confusions, by ISO 639-3 prefix of the FLORES code. English joins every Latin-script set.
 FAMILIES: tuple[frozenset[str], ...] = tuple(frozenset(f.split()) for f in (
     "spa por cat glg ita fra ron",  # Romance
@@ -118,36 +103,6 @@ class JudgeConfig:
 
     def threshold(self, flores: str) -> float:
         return self.thresholds.get(flores, self.min_confidence)
-
-
-def prose_sql(expr: str, max_chars: int) -> str:
-    """SQL expression: the prose of `expr` (letters, marks and single spaces), at most `max_chars`."""
-    clip = max(4 * max_chars, 400)  # code stripping may remove a lot; look a little further than needed
-    stripped = f"regexp_replace(left({expr}, {clip}), '{_CODE_SPANS}', ' ', 'g')"
-    stripped = f"regexp_replace({stripped}, '{_CODE_LINES}', ' ', 'g')"
-    # Every run of characters that are not letters or marks (whitespace included) becomes one space.
-    letters = f"regexp_replace({stripped}, '[^\\p{{L}}\\p{{M}}]+', ' ', 'g')"
-    return f"left(trim({letters}), {max_chars})"
-
-
-def script_fraction_sql(prose: str, script: str) -> str:
-    """SQL expression: the fraction of letters of `prose` in `script`, a dense script's characters
-    weighing SCRIPT_LETTER_WEIGHT times (so Chinese with a few English names stays Chinese); NULL when it has
-    no letters or the script is unknown here."""
-    cls = SCRIPT_CLASSES.get(script)
-    if cls is None:
-        return "NULL::DOUBLE"
-    weight = SCRIPT_LETTER_WEIGHT.get(script, 1)
-    # Runs (`+`): one replacement per gap between letters, not one per character.
-    letters = f"length(regexp_replace({prose}, '[^\\p{{L}}]+', '', 'g'))"
-    in_script = f"length(regexp_replace({prose}, '[^{cls}]+', '', 'g'))"
-    return (f"CASE WHEN {letters} = 0 THEN NULL "
-            f"ELSE {weight} * {in_script} / ({letters} + {weight - 1} * {in_script}) END")
-
-
-def min_prose_chars(script: str, min_chars: int) -> int:
-    """`min_chars` in characters of this script (a Chinese character counts as about three letters)."""
-    return max(1, min_chars // SCRIPT_LETTER_WEIGHT.get(script, 1))
 
 
 def _prefix(flores: str) -> str:
@@ -424,20 +379,6 @@ def _fasttext_verdicts(prose: Sequence[str | None], rows: np.ndarray, expected: 
     _lingua_verdicts(prose, rows[ask], expected, config, verdicts, reasons, counts, guesses)
 
 
-def _prose_and_scripts(texts: Sequence[str], scripts: Sequence[str], max_chars: int) \
-        -> tuple[list[str | None], dict[str, list[float | None]]]:
-    """Run the SQL prose extraction and script fractions on in-memory texts."""
-    con = duckdb.connect()
-    try:
-        con.register("texts", pa.table({"text": pa.array(list(texts), pa.string())}))
-        prose = prose_sql("coalesce(text, '')", max_chars)
-        columns = "".join(f", {script_fraction_sql('prose', s)} AS \"{s}\"" for s in scripts)
-        table = con.sql(f"SELECT prose{columns} FROM (SELECT {prose} AS prose FROM texts)").to_arrow_table()
-    finally:
-        con.close()
-    return table.column("prose").to_pylist(), {s: table.column(s).to_pylist() for s in scripts}
-
-
 def matches_language(texts: Sequence[str], expected: str, min_chars: int = 20,
                      config: JudgeConfig | None = None) -> list[bool | None]:
     """For each text: is it in `expected` (a FLORES, ISO 639-1 or mBART-50 code)? None = not judged:
@@ -445,5 +386,5 @@ def matches_language(texts: Sequence[str], expected: str, min_chars: int = 20,
     Japanese character counts as three), or lingua undecided. `config` overrides the other thresholds."""
     expected = resolve(expected).flores
     config = replace(config or JudgeConfig.of(), min_chars=min_chars)
-    prose, fractions = _prose_and_scripts(texts, [_script(expected)], config.max_chars)
+    prose, fractions = prose_and_scripts(texts, [_script(expected)], config.max_chars)
     return judge(prose, fractions[_script(expected)], expected, config, measured=True)[0]

@@ -13,7 +13,7 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 
-from quality import langid, lid_lingua, lid_model
+from quality import langid, lid_lingua, lid_model, lid_sql
 from schemas.languages import resolve
 from schemas.params import LangIdParams
 
@@ -45,7 +45,7 @@ def language_ids(con: duckdb.DuckDBPyConnection, lid: LangIdParams, progress: An
     started = time.perf_counter()
     # An output copied verbatim from the source (code, or the answer to "translate into French") is no evidence of
     # the wrong language: only the instruction is judged then (a copied English prose output is english_left's).
-    prose = langid.prose_sql("r.instruction || chr(10) || CASE WHEN r.output = s.output THEN '' ELSE r.output END",
+    prose = lid_sql.prose_sql("r.instruction || chr(10) || CASE WHEN r.output = s.output THEN '' ELSE r.output END",
                              config.max_chars)
     # One pass, sorted by language: each language's slice is then read without scanning the rows table again.
     con.execute(f"""CREATE TEMP TABLE lid_prose AS SELECT j.lang, r.rid, {prose} AS prose FROM rows r
@@ -86,7 +86,7 @@ def language_ids(con: duckdb.DuckDBPyConnection, lid: LangIdParams, progress: An
         before: _Started | None = None
         for lang, _ in counts:
             table = con.sql(
-                f"SELECT rid, prose, {langid.script_fraction_sql('prose', resolve(lang).script)} AS fraction "
+                f"SELECT rid, prose, {lid_sql.script_fraction_sql('prose', resolve(lang).script)} AS fraction "
                 "FROM lid_prose WHERE lang = $1", params=[lang]).to_arrow_table()
             judge_started = time.perf_counter()
             judgement = langid.start_judgement(table.column("prose").to_pylist(), table.column("fraction").to_numpy(),

@@ -13,8 +13,8 @@ from quality.langid import (
     candidates_for,
     matches_language,
     needs_lingua,
-    prose_sql,
 )
+from quality.lid_sql import prose_sql
 from schemas.params import LangIdParams
 from tests.conftest import SHARED_DATA
 

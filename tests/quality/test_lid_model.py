@@ -96,7 +96,8 @@ def test_lingua_may_clear_short_prose_fasttext_rejects() -> None:
 
 
 def test_the_script_decides_only_where_no_other_lid176_label_uses_it() -> None:
-    from quality.langid import _prose_and_scripts, judge, script_decides
+    from quality.langid import judge, script_decides
+    from quality.lid_sql import prose_and_scripts
 
     assert all(lid_model.label_script(label) for label in lid_model.labels())  # every label's script is known
     owned = lid_model.sole_script_languages()
@@ -104,7 +105,7 @@ def test_the_script_decides_only_where_no_other_lid176_label_uses_it() -> None:
     assert "Geor" not in owned and "Beng" not in owned and "Hebr" not in owned  # xmf, as/bpy, yi share them
     assert not script_decides("jpn_Jpan") and not script_decides("zho_Hans") and not script_decides("fra_Latn")
     thai = "ประเทศไทยตั้งอยู่ในเอเชียตะวันออกเฉียงใต้และมีกรุงเทพมหานครเป็นเมืองหลวง"
-    prose, fractions = _prose_and_scripts([thai, ENGLISH], ["Thai"], 200)
+    prose, fractions = prose_and_scripts([thai, ENGLISH], ["Thai"], 200)
     stats: dict[str, int] = {}
     verdicts, _ = judge(prose, fractions["Thai"], "tha_Thai", JudgeConfig.of(), stats, measured=True)
     assert verdicts == [True, False] and stats == {"script": 1, "fasttext": 0}  # English fails the script check

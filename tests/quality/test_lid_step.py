@@ -11,7 +11,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from quality import langid, lid_lingua, lid_model, lid_prefix, lid_step
+from quality import langid, lid_lingua, lid_model, lid_prefix, lid_sql, lid_step
 from quality.langid import JudgeConfig
 from schemas.languages import resolve
 from schemas.params import LangIdParams
@@ -66,7 +66,7 @@ def _serial_failures(con: duckdb.DuckDBPyConnection, config: JudgeConfig) -> dic
     for lang in TEXTS:
         table = con.sql(f"SELECT rid, instruction || chr(10) || output AS text FROM rows WHERE lang = '{lang}' "
                         "ORDER BY rid").to_arrow_table()
-        prose, fractions = langid._prose_and_scripts(table.column("text").to_pylist(), [resolve(lang).script],
+        prose, fractions = lid_sql.prose_and_scripts(table.column("text").to_pylist(), [resolve(lang).script],
                                                      config.max_chars)
         verdicts, reasons = langid.judge_arrays(prose, fractions[resolve(lang).script], lang, config,
                                                 measured=True)
