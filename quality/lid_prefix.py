@@ -48,8 +48,9 @@ def ranked_after_prefix(texts: Sequence[str], accepted: frozenset[str], prefix_c
     flags = np.zeros(len(texts), bool)
     flags[rest] = True
     others = np.flatnonzero(~settled)
-    collect = lid_model.ranked_later([texts[i] for i in others.tolist()], lid_model.FirstRead(
-        flags[others].tolist(), _accepted_labels(accepted), prefix_chars, prefix_accept))
+    first = lid_model.FirstRead(flags[others].tolist(), _accepted_labels(accepted), prefix_chars, prefix_accept) \
+        if len(rest) and prefix_chars else lid_model.FirstRead([False] * len(others), frozenset(), 0, 1.0)
+    collect = lid_model.ranked_later([texts[i] for i in others.tolist()], first)
 
     def result() -> tuple[np.ndarray, list[str], array]:
         codes, probabilities, on_prefix = collect()
