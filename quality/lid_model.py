@@ -217,8 +217,8 @@ def _first_then_ranked_part(items: list[tuple[str, bool]], k: int, first: FirstR
 
 @contextmanager
 def parallel(workers: int) -> Iterator[None]:
-    """Within this block, `ranked` spreads long batches over `workers` processes, each loading the model
-    once (about 1 s); one worker (or one core) runs in this process."""
+    """Within this block, `ranked` and `ranked_later` spread long batches over `workers` processes, each loading
+    the model once (about 1 s); one worker (or one core) runs in this process."""
     if workers < 2:
         yield
         return
