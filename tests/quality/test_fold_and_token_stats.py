@@ -96,3 +96,20 @@ def test_longest_runs_by_segment() -> None:
     # segments: [1 1 2] [2 2] [] [3 3 4 4] [4 4]: a run split by a segment boundary counts per segment
     offsets = np.array([0, 3, 5, 5, 9, 11])
     assert token_stats.longest_runs(values, offsets).tolist() == [2, 2, 0, 2, 2]
+
+
+def test_duckdb_lower_is_code_point_by_code_point(con: duckdb.DuckDBPyConnection) -> None:
+    # pi_fold_text leaves a text as it is when none of its characters changes under lower: true only if
+    # lower maps each code point alone (no context, no expansion), which every cased one is checked for here.
+    lowered = fold.duckdb_lowered(con)
+    chars = "".join(chr(cp) for cp in sorted(lowered))
+    whole = con.execute("SELECT lower(?)", ["x" + chars + "Σ"]).fetchall()[0][0]
+    assert whole == "x" + "".join(lowered[cp] for cp in sorted(lowered)) + lowered[ord("Σ")]
+    assert all(len(low) == 1 for low in lowered.values())
+
+
+@pytest.mark.parametrize("text", ["日本語のテキスト", "مرحبا بالعالم", "नमस्ते दुनिया", "plain lowercase 123", ""])
+def test_text_without_cased_characters_is_left_as_it_is(con: duckdb.DuckDBPyConnection, text: str) -> None:
+    cased = fold.char_class(frozenset(fold.duckdb_lowered(con)))
+    assert con.execute(f"SELECT regexp_matches(?, '{cased}')", [text]).fetchall()[0][0] is False
+    assert folded(con, [text]) == [python_fold(text)] == [text]
