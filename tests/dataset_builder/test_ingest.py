@@ -141,6 +141,13 @@ def test_hub_source_offline_is_a_clear_error(tmp_path: Path, monkeypatch: pytest
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    # The libraries read those variables once, when first imported. If an earlier test in this process imported
+    # them, the load would try the network and fail only after ~20 s of timeouts: tell them directly too.
+    for name in ("huggingface_hub.constants.HF_HUB_OFFLINE", "datasets.config.HF_HUB_OFFLINE",
+                 "datasets.config.HF_DATASETS_OFFLINE"):
+        monkeypatch.setattr(name, True)
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_CACHE", str(tmp_path / "hf" / "hub"))
+    monkeypatch.setattr("datasets.config.HF_DATASETS_CACHE", tmp_path / "hf" / "datasets")
     with pytest.raises(PolyinstructError, match=r"hf:tatsu-lab/alpaca: cannot load from the Hugging Face Hub"):
         run_ingest(tmp_path, source="hf:tatsu-lab/alpaca")
 

@@ -41,12 +41,18 @@ def write_local_task(root: Path) -> Path:
 
 
 @pytest.fixture(scope="module")
-def result(trained: dict[str, Any], smoke_lm: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    root = tmp_path_factory.mktemp("bench")
-    (root / "tasks").mkdir()
-    tasks = write_local_task(root / "tasks")
-    out = root / "bench.json"
-    benchmark(smoke_lm, trained["adapter"], ["local_mc_fra_Latn"], out, limit=5, include_path=tasks, smoke=True)
+def local_tasks(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The local task's folder: every test here passes it as the include path, so the module builds one lm-eval
+    task index (lm-eval's defaults plus this task; `task_manager` caches it per include path) instead of two."""
+    return write_local_task(tmp_path_factory.mktemp("tasks"))
+
+
+@pytest.fixture(scope="module")
+def result(trained: dict[str, Any], smoke_lm: Path, local_tasks: Path,
+           tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    out = tmp_path_factory.mktemp("bench") / "bench.json"
+    benchmark(smoke_lm, trained["adapter"], ["local_mc_fra_Latn"], out, limit=5, include_path=local_tasks,
+              smoke=True)
     return json.loads(out.read_text(encoding="utf-8"))
 
 
@@ -66,13 +72,14 @@ def test_the_adapter_was_applied(result: dict[str, Any]) -> None:
     assert abs(base - adapter) > 1e-3  # the same model without the LoRA would give the same numbers
 
 
-def test_task_names_and_hub_datasets() -> None:
+def test_task_names_and_hub_datasets(local_tasks: Path) -> None:
     assert language_of_task("xcopa_et") == "est_Latn" and language_of_task("belebele_fra_Latn") == "fra_Latn"
     assert language_of_task("local_mc") is None
     # What the offline error names: the Hub datasets behind the default task set, from the task index.
-    assert _dataset_paths(task_manager(), ["xcopa_et", "belebele"]) == ["cambridgeltl/xcopa", "facebook/belebele"]
+    index = task_manager(str(local_tasks))
+    assert _dataset_paths(index, ["xcopa_et", "belebele"]) == ["cambridgeltl/xcopa", "facebook/belebele"]
 
 
-def test_unknown_task_is_one_line(trained: dict[str, Any], smoke_lm: Path, tmp_path: Path) -> None:
+def test_unknown_task_is_one_line(trained: dict[str, Any], smoke_lm: Path, local_tasks: Path, tmp_path: Path) -> None:
     with pytest.raises(PolyinstructError, match="unknown task.*no_such_task"):
-        benchmark(smoke_lm, trained["adapter"], ["no_such_task"], tmp_path / "x.json")
+        benchmark(smoke_lm, trained["adapter"], ["no_such_task"], tmp_path / "x.json", include_path=local_tasks)
