@@ -12,6 +12,9 @@ from schemas.languages import SCRIPT_LETTER_WEIGHT
 from schemas.spans import CODE_LINES_SQL as _CODE_LINES
 from schemas.spans import CODE_SPANS_SQL as _CODE_SPANS
 
+# One of these is in every match of CODE_SPANS_SQL (a backtick, a URL, an e-mail address).
+_CODE_SPAN_MARKS = ("`", "://", "www.", "@")
+
 # ISO 15924 script -> RE2 character-class body of its letters (used inside `[...]` in DuckDB regexps).
 SCRIPT_CLASSES: dict[str, str] = {
     "Latn": r"\p{Latin}", "Cyrl": r"\p{Cyrillic}", "Arab": r"\p{Arabic}", "Deva": r"\p{Devanagari}",
@@ -29,10 +32,17 @@ SCRIPT_CLASSES: dict[str, str] = {
 def prose_sql(expr: str, max_chars: int) -> str:
     """SQL expression: the prose of `expr` (letters, marks and single spaces), at most `max_chars`."""
     clip = max(4 * max_chars, 400)  # code stripping may remove a lot; look a little further than needed
-    stripped = f"regexp_replace(left({expr}, {clip}), '{_CODE_SPANS}', ' ', 'g')"
+    clipped = f"left({expr}, {clip})"
+    # Every code span needs one of these characters: a text without them skips that regexp (most do).
+    spans = f"regexp_replace({clipped}, '{_CODE_SPANS}', ' ', 'g')"
+    stripped = f"CASE WHEN {' OR '.join(f'contains({clipped}, {s!r})' for s in _CODE_SPAN_MARKS)} THEN {spans} " \
+               f"ELSE {clipped} END"
     stripped = f"regexp_replace({stripped}, '{_CODE_LINES}', ' ', 'g')"
-    # Every run of characters that are not letters or marks (whitespace included) becomes one space.
-    letters = f"regexp_replace({stripped}, '[^\\p{{L}}\\p{{M}}]+', ' ', 'g')"
+    # Every run of characters that are not letters or marks (whitespace included) becomes one space: in two passes,
+    # the runs without a space first, then the runs of spaces, because RE2 pays per match and most runs are one
+    # space between two words (the same result: a run of spaces comes out of each run, and only of one).
+    others = f"regexp_replace({stripped}, '[^\\p{{L}}\\p{{M}} ]+', ' ', 'g')"
+    letters = f"regexp_replace({others}, '  +', ' ', 'g')"
     return f"left(trim({letters}), {max_chars})"
 
 
@@ -44,9 +54,11 @@ def script_fraction_sql(prose: str, script: str) -> str:
     if cls is None:
         return "NULL::DOUBLE"
     weight = SCRIPT_LETTER_WEIGHT.get(script, 1)
-    # Runs (`+`): one replacement per gap between letters, not one per character.
-    letters = f"length(regexp_replace({prose}, '[^\\p{{L}}]+', '', 'g'))"
-    in_script = f"length(regexp_replace({prose}, '[^{cls}]+', '', 'g'))"
+    # The prose's only non-letters are single spaces and marks: without its spaces (a plain replace), the regexps
+    # below match only marks and letters of other scripts, rarely, and RE2 pays per match.
+    words = f"replace({prose}, ' ', '')"
+    letters = f"length(regexp_replace({words}, '[^\\p{{L}}]+', '', 'g'))"
+    in_script = f"length(regexp_replace({words}, '[^{cls}]+', '', 'g'))"
     return (f"CASE WHEN {letters} = 0 THEN NULL "
             f"ELSE {weight} * {in_script} / ({letters} + {weight - 1} * {in_script}) END")
 
