@@ -7,7 +7,7 @@ database of its own, under `quality.memory_limit`, spilling to disk beyond it: D
 not with the number of languages. Python only feeds the language-ID models and rensa (MinHash), one language at a
 time, and checks protected spans (quality.spans_check) when the translated data lacks the translate stage's
 flag. The filters and the order of their reasons are declared once, in quality.registry: SQL checks ->
-exact dedup -> near dedup -> language ID (quality.lid_step) -> parallel alignment.
+exact dedup -> near dedup -> language ID (quality.lid_step; near dedup runs beside it) -> parallel alignment.
 Every row leaves either into data/filtered or into the rejects table; conservation is asserted.
 """
 
@@ -17,6 +17,7 @@ import os
 import tempfile
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -156,19 +157,24 @@ def _verdict(run: _Run, has_truncated: bool) -> tuple[list[filters.Check], dict[
     return checks, ctx.round_trip_audit
 
 
-def _dedup(run: _Run) -> None:
-    """Tables dup (exact) and near, among the rows that passed every SQL check: the kept copy is a clean row;
-    table surv2 (rid, lang, id) holds the survivors of exact dedup. Both read ids and hashes only: exact
-    dedup the clean rows' dedup_key, near dedup each language's token hashes out of feat (dropped after)."""
+def _exact_dedup(run: _Run) -> None:
+    """Table dup (exact duplicates among the rows that passed every SQL check: the kept copy is a clean row, found
+    by the clean rows' dedup_key) and table surv2 (rid, lang, id): the survivors."""
     con, quality = run.con, run.params.quality
     con.execute("CREATE TABLE dup (rid BIGINT, kept_id VARCHAR)")
     if quality.dedup.exact:
         clean = "(SELECT c.rid, c.lang, c.id, c.dedup_key FROM cmp c JOIN verdict v USING (rid) WHERE v.reason IS NULL)"
         con.execute(f"INSERT INTO dup {dedup.exact_duplicates_sql(clean)}")
-    run.lap("exact_dedup")
     # In language order: near dedup reads one language at a time, and DuckDB's zone maps then skip the others.
     con.execute("CREATE TABLE surv2 AS SELECT v.rid, v.lang, v.id FROM verdict v ANTI JOIN dup USING (rid) "
                 "WHERE v.reason IS NULL ORDER BY v.lang")
+    run.lap("exact_dedup")
+
+
+def _near_dedup(run: _Run, con: duckdb.DuckDBPyConnection) -> float:
+    """Table near (rid, kept_id, similarity) among surv2, from each language's token hashes out of feat (dropped
+    after), on its own connection `con`; returns its seconds."""
+    started, quality = time.perf_counter(), run.params.quality
     near_table = dedup.NearDuplicates.none()
     if quality.dedup.near:
         langs_total = con.execute("SELECT count(DISTINCT lang) FROM surv2").fetchall()[0][0]
@@ -180,14 +186,31 @@ def _dedup(run: _Run) -> None:
     con.register("near_found", near_table.table())
     con.execute("CREATE TABLE near AS SELECT * FROM near_found")
     con.unregister("near_found")
-    run.lap("near_dedup")
+    return round(time.perf_counter() - started, 3)
+
+
+def _near_dedup_and_language_ids(run: _Run) -> lid_step.LangIdRun:
+    """Near dedup (a thread, on a second connection) while language ID runs here: language ID does not wait for it,
+    and judges the near duplicates too (their verdicts unused: `_decide` names near_duplicate first). Near dedup is
+    mostly one core (numpy; rensa and DuckDB release the GIL): language ID's workers fill the other. Steps
+    near_dedup (its own seconds) and lang_id (until both are done) overlap."""
+    near_con = run.con.cursor()
+    try:
+        with ThreadPoolExecutor(1, thread_name_prefix="near-dedup") as pool:
+            near_seconds = pool.submit(_near_dedup, run, near_con)
+            lid_run = _language_ids(run)
+            run.seconds["near_dedup"] = near_seconds.result()
+    finally:
+        near_con.close()
+    run.lap("lang_id")
+    return lid_run
 
 
 def _language_ids(run: _Run) -> lid_step.LangIdRun:
     """Table lid (rid, detail) of the surviving translated rows in the wrong language."""
     con, fparams = run.con, run.params.quality.filters
     con.execute(f"""CREATE TABLE judge_rows AS SELECT s.rid, s.lang FROM surv2 s
-        JOIN cmp c USING (rid) JOIN rows r USING (rid) ANTI JOIN near n ON n.rid = s.rid
+        JOIN cmp c USING (rid) JOIN rows r USING (rid)
         WHERE NOT c.is_source AND NOT coalesce(c.kept_verbatim, false) AND {fparams.lang_id.enabled}
           AND NOT starts_with(coalesce(r.model, ''), '{SMOKE_MODEL_PREFIX}')""")
     _note_smoke_rows(con, fparams.lang_id.enabled, run.skipped)
@@ -195,7 +218,6 @@ def _language_ids(run: _Run) -> lid_step.LangIdRun:
     con.register("lid_found", lid_run.failures)
     con.execute("CREATE TABLE lid AS SELECT * FROM lid_found")
     con.unregister("lid_found")
-    run.lap("lang_id")
     return lid_run
 
 
@@ -242,8 +264,8 @@ def run_filter(source: Path, translated: Path, out_dir: Path, rejects: Path, met
             checks, round_trip_audit = _verdict(run, has_truncated)
             progress.update(task, total=1, completed=1)
             run.lap("sql_checks")
-            _dedup(run)
-            lid_run = _language_ids(run)
+            _exact_dedup(run)
+            lid_run = _near_dedup_and_language_ids(run)
             _decide(run)
 
             reasons = [c.name for c in checks] + registry.later_reasons(quality)
