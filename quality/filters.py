@@ -81,7 +81,7 @@ SELECT rid, lang, id, is_source, kept_verbatim, truncated_fields, protected_span
                   CASE WHEN regexp_matches(input, '{BAD_CHARS_RE}') THEN 'input' END,
                   CASE WHEN regexp_matches(output, '{BAD_CHARS_RE}') THEN 'output' END) AS bad_fields,
   len(hi) AS n_instruction, len(hn) AS n_input, len(ho) AS n_output,
-  pi_char_run(list_concat(wi, wn, wo)) AS char_run,
+  greatest(pi_char_run(wi), pi_char_run(wn), pi_char_run(wo)) AS char_run,
   length(instruction) + length(input) + length(output) AS rec_len,
   hash(hi, hn, ho) AS dedup_key,
   list_concat(hi, hn, ho) AS token_hashes
