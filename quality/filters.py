@@ -88,7 +88,7 @@ SELECT rid, lang, id, is_source, kept_verbatim, truncated_fields, protected_span
 FROM t
 """
 
-# Per-row comparison with the English source row of the same id.
+# Per-row comparison with the English source row of the same id, and the row's span check (table spans).
 COMPARE_SQL = """
 SELECT f.* EXCLUDE (token_hashes, n_instruction, n_input, n_output),
   pi_repeat_frac(f.token_hashes, 0, f.n_instruction, ts.uniq_instruction) AS rep_instruction,
@@ -108,7 +108,8 @@ SELECT f.* EXCLUDE (token_hashes, n_instruction, n_input, n_output),
                / (s.rec_len - coalesce(k.kept_span_chars, 0) + 1)) END AS log_length_ratio,
   CASE WHEN NOT f.is_source AND s.rid IS NOT NULL THEN least({buckets} - 1, greatest(0, floor(log2(
     greatest(s.rec_len - coalesce(k.kept_span_chars, 0), 1) / greatest({min_source_chars}, 1)))))::INT
-  END AS length_bucket
+  END AS length_bucket,
+  k.span_reason, k.span_detail
 FROM feat f LEFT JOIN (SELECT rid, id, token_hashes, rec_len FROM feat WHERE is_source) s
   ON s.id = f.id AND NOT f.is_source
   LEFT JOIN spans k ON k.rid = f.rid

@@ -99,8 +99,14 @@ def install(con: duckdb.DuckDBPyConnection) -> None:
     code point). `lower` was the tokeniser's costliest pass (about 3.5 CPU-s at 500K rows), and most fields
     of uncased scripts (Han, Arabic, Devanagari ...) hold no cased character: one regexp scan is cheaper."""
     con.create_function("pi_fold", fold, ["VARCHAR"], "VARCHAR", type="arrow", side_effects=False)
+    con.execute(f"CREATE OR REPLACE MACRO pi_fold_text(x) AS {fold_sql(con, 'x')}")
+
+
+def fold_sql(con: duckdb.DuckDBPyConnection, text: str) -> str:
+    """SQL of `text` folded: as it is where no character would change (one scan of the text, where two tests
+    in turn would scan an uncased text twice; in cased text the first cased character ends the scan), else
+    through the UDF where DuckDB's lower would differ, else DuckDB's lower."""
     lowered = duckdb_lowered(con)
-    python_only = char_class(nfkc_unstable() | lower_differs(con, lowered))
-    con.execute(f"CREATE OR REPLACE MACRO pi_fold_text(x) AS "
-                f"CASE WHEN regexp_matches(x, '{python_only}') THEN pi_fold(x) "
-                f"WHEN regexp_matches(x, '{char_class(frozenset(lowered))}') THEN lower(x) ELSE x END")
+    python_only = nfkc_unstable() | lower_differs(con, lowered)
+    return (f"CASE WHEN NOT regexp_matches({text}, '{char_class(python_only | frozenset(lowered))}') THEN {text} "
+            f"WHEN regexp_matches({text}, '{char_class(python_only)}') THEN pi_fold({text}) ELSE lower({text}) END")

@@ -113,3 +113,30 @@ def test_text_without_cased_characters_is_left_as_it_is(con: duckdb.DuckDBPyConn
     cased = fold.char_class(frozenset(fold.duckdb_lowered(con)))
     assert con.execute(f"SELECT regexp_matches(?, '{cased}')", [text]).fetchall()[0][0] is False
     assert folded(con, [text]) == [python_fold(text)] == [text]
+
+
+@pytest.mark.parametrize("text", [
+    "ABC straße", "Abc ΣΟΦΟΣ", "plain text then ＡＢＣ", "日本語 then Straße", "x" * 500 + "ß", "ß" + "x" * 500,
+    "lower only then Upper", "no cased 123 然后 ﬁ", "İ", "\u0301", "A", "a",
+])
+def test_fold_finds_a_later_python_only_character(con: duckdb.DuckDBPyConnection, text: str) -> None:
+    # pi_fold_text's first test stops at the first character that would change, cased or not: a character
+    # only Python folds right, later in the text, must still send the text to the UDF.
+    assert folded(con, [text]) == [python_fold(text)]
+
+
+@pytest.mark.parametrize("tokens", [
+    [], ["a" * 40], ["b" * 31, "c"], ["x" * 29, "y" * 29], ["ab" * 20, "q" * 35, "r" * 50], ["", "t" * 30],
+    ["u" + "v" * 33 + "u"], ["w" * 29 + "é" * 30], ["é" * 31],
+])
+def test_char_run_is_the_longest_run_in_long_tokens(con: duckdb.DuckDBPyConnection, tokens: list[str]) -> None:
+    got = con.execute("SELECT pi_char_run(?::VARCHAR[])", [tokens]).fetchall()[0][0]
+    assert got == max((_longest_char_run(t) for t in tokens if len(t) >= 30), default=0)
+
+
+def _longest_char_run(token: str) -> int:
+    best = run = 0
+    for k, char in enumerate(token):
+        run = run + 1 if k and token[k - 1] == char else 1
+        best = max(best, run)
+    return best
