@@ -9,7 +9,7 @@ export PATH := $(BIN):$(PATH)
 export PYTHONUNBUFFERED := 1
 export HF_HUB_DISABLE_TELEMETRY := 1
 export DO_NOT_TRACK := 1
-BENCHES := translate quality validation training ray respond fidelity langid translate_many
+BENCHES := translate quality validation training ray respond fidelity langid translate_many lingua_modes
 
 .PHONY: bench-translate-many venv demo test bench lint constraints clean chromium report-assets $(addprefix bench-,$(BENCHES))
 

@@ -155,7 +155,7 @@ def candidates_for(expected: str) -> tuple[str, ...]:
     return ((expected,) if prefix in by_prefix else ()) + tuple(known)
 
 
-def _accepted(expected: str) -> frozenset[str]:
+def accepted_prefixes(expected: str) -> frozenset[str]:
     """Prefixes accepted as the expected language."""
     if not lingua_knows(expected):  # judged only against English: any relative is fine
         return frozenset(_prefix(c) for c in candidates_for(expected)) - {"eng"}
@@ -285,7 +285,7 @@ def _lingua_verdicts(prose: Sequence[str | None], rows: np.ndarray, expected: st
     counts["lingua"] = counts.get("lingua", 0) + len(rows)
     candidates = tuple(dict.fromkeys((*candidates_for(expected), *(c for c in extra if lingua_knows(c)))))
     prefixes = tuple(_prefix(c) for c in candidates)
-    accepted = _accepted(expected)
+    accepted = accepted_prefixes(expected)
     threshold = config.threshold(expected)
     texts = [prose[i] or "" for i in rows.tolist()]
     found = lid_lingua.detect(texts, prefixes, config.low_accuracy_min_chars)
