@@ -36,6 +36,14 @@ class _Started:
     judgement: langid.Judgement
 
 
+def language_slice(con: duckdb.DuckDBPyConnection, lang: str) -> pa.Table:
+    """One language's (rid, prose, fraction) out of table lid_prose, in rid order: the verdicts depend on the order
+    (lid_prefix probes a language's first long texts), and a parallel scan of a large language returns its rows
+    out of order even from a sorted table, so without the ORDER BY the same input could give other verdicts."""
+    return con.sql(f"SELECT rid, prose, {lid_sql.script_fraction_sql('prose', resolve(lang).script)} AS fraction "
+                   "FROM lid_prose WHERE lang = $1 ORDER BY rid", params=[lang]).to_arrow_table()
+
+
 def language_ids(con: duckdb.DuckDBPyConnection, lid: LangIdParams, progress: Any) -> LangIdRun:
     """Language ID of the rows of table judge_rows (rid, lang): prose in one SQL pass over every language, then
     per language its script fraction (SQL) and quality.langid's judgement (the script decides where only the
@@ -85,9 +93,7 @@ def language_ids(con: duckdb.DuckDBPyConnection, lid: LangIdParams, progress: An
         # before (lingua, the verdicts) and slices the one after from DuckDB. Verdicts are those of one at a time.
         before: _Started | None = None
         for lang, _ in counts:
-            table = con.sql(
-                f"SELECT rid, prose, {lid_sql.script_fraction_sql('prose', resolve(lang).script)} AS fraction "
-                "FROM lid_prose WHERE lang = $1", params=[lang]).to_arrow_table()
+            table = language_slice(con, lang)
             judge_started = time.perf_counter()
             judgement = langid.start_judgement(table.column("prose").to_pylist(), table.column("fraction").to_numpy(),
                                                lang, config, {}, measured=True)
