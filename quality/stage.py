@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -174,17 +175,27 @@ def _exact_dedup(run: _Run) -> None:
     run.lap("exact_dedup")
 
 
-def _near_dedup(run: _Run, con: duckdb.DuckDBPyConnection) -> float:
+class _Stopped(Exception):
+    """Near dedup abandoned because language ID, beside it, failed or was interrupted."""
+
+
+def _near_dedup(run: _Run, con: duckdb.DuckDBPyConnection, stop: threading.Event) -> float:
     """Table near (rid, kept_id, similarity) among surv2, from each language's token hashes out of feat (dropped
-    after), on its own connection `con`; returns its seconds."""
+    after), on its own connection `con`, unless `stop` is set (checked after each language); returns its seconds."""
     started, quality = time.perf_counter(), run.params.quality
     near_table = dedup.NearDuplicates.none()
     if quality.dedup.near:
         langs_total = con.execute("SELECT count(DISTINCT lang) FROM surv2").fetchall()[0][0]
         near_task = run.progress.add_task("filter: near dedup", total=langs_total, unit="langs")
+
+        def next_language(_lang: str, _n: int) -> None:
+            run.progress.advance(near_task, 1)
+            if stop.is_set():
+                raise _Stopped
+
         near_table = dedup.near_duplicates(
             con, "feat", "surv2", quality.dedup.near_threshold, quality.dedup.num_perm, quality.dedup.shingle,
-            on_language=lambda _lang, _n: run.progress.advance(near_task, 1))
+            on_language=next_language)
     con.execute("DROP TABLE feat")
     con.register("near_found", near_table.table())
     con.execute("CREATE TABLE near AS SELECT * FROM near_found")
@@ -197,11 +208,16 @@ def _near_dedup_and_language_ids(run: _Run) -> lid_step.LangIdRun:
     and judges the near duplicates too (their verdicts unused: `_decide` names near_duplicate first). Near dedup is
     mostly one core (numpy; rensa and DuckDB release the GIL): language ID's workers fill the other. Steps
     near_dedup (its own seconds) and lang_id (until both are done) overlap."""
-    near_con = run.con.cursor()
+    near_con, stop = run.con.cursor(), threading.Event()
     try:
         with ThreadPoolExecutor(1, thread_name_prefix="near-dedup") as pool:
-            near_seconds = pool.submit(_near_dedup, run, near_con)
-            lid_run = _language_ids(run)
+            near_seconds = pool.submit(_near_dedup, run, near_con, stop)
+            try:
+                lid_run = _language_ids(run)
+            except BaseException:  # an error, Ctrl-C or SIGTERM: near dedup stops now instead of finishing
+                stop.set()
+                near_con.interrupt()
+                raise
             run.seconds["near_dedup"] = near_seconds.result()
     finally:
         near_con.close()

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -121,7 +123,26 @@ for area in AREAS:
     area.register(app, model_app)
 
 
+class Terminated(BaseException):
+    """SIGTERM (`timeout`, a scheduler, a pod's shutdown) raised in the main thread, so that `with` blocks and
+    `finally` clauses run as for Ctrl-C: the filter stage's spill folder (GBs at 10M rows) and its worker pools
+    are removed instead of being left in the temporary directory. A BaseException, so no `except Exception`
+    swallows it."""
+
+
+def _raise_terminated(signum: int, frame: object) -> None:
+    if os.getpid() != _MAIN_PID:  # a forked child that inherited the handler dies as it would have
+        signal.signal(signum, signal.SIG_DFL)
+        os.kill(os.getpid(), signum)
+        return
+    raise Terminated
+
+
+_MAIN_PID = os.getpid()
+
+
 def main() -> None:
+    signal.signal(signal.SIGTERM, _raise_terminated)
     try:
         app()
     except PolyinstructError as err:
@@ -130,6 +151,10 @@ def main() -> None:
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
         sys.exit(130)
+    except Terminated:
+        print("error: terminated by SIGTERM; outputs already finished are kept, a rerun resumes or redoes the rest",
+              file=sys.stderr)
+        sys.exit(143)
 
 
 if __name__ == "__main__":
