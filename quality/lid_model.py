@@ -227,9 +227,17 @@ def parallel(workers: int) -> Iterator[None]:
     _POOL.append((pool, workers))
     try:
         yield
+    except BaseException:
+        # Stopped (an error, Ctrl-C, SIGTERM): the workers go now, unwaited. A worker killed while writing a result
+        # (a signal sent to the whole process group) leaves half a message the executor would wait for forever.
+        for process in list((getattr(pool, "_processes", None) or {}).values()):
+            process.kill()
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
+    else:
+        pool.shutdown(cancel_futures=True)
     finally:
         _POOL.pop()
-        pool.shutdown(cancel_futures=True)
 
 
 def _submit(job: Callable[[list[Any]], T], items: list[Any]) -> Callable[[], list[T]]:

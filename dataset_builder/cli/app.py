@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import multiprocessing.util
 import os
 import signal
 import sys
@@ -130,31 +131,43 @@ class Terminated(BaseException):
     swallows it."""
 
 
-def _raise_terminated(signum: int, frame: object) -> None:
+_MAIN_PID = os.getpid()
+# The signals that stopped this run: a library may turn the exception raised for one into its own (DuckDB
+# interrupts its query and raises RuntimeError("Query interrupted")), so `main` reads the signal from here.
+_SIGNALLED: list[int] = []
+
+
+def _on_signal(signum: int, frame: object) -> None:
     if os.getpid() != _MAIN_PID:  # a forked child that inherited the handler dies as it would have
         signal.signal(signum, signal.SIG_DFL)
         os.kill(os.getpid(), signum)
         return
-    raise Terminated
-
-
-_MAIN_PID = os.getpid()
+    _SIGNALLED.append(signum)
+    raise Terminated if signum == signal.SIGTERM else KeyboardInterrupt
 
 
 def main() -> None:
-    signal.signal(signal.SIGTERM, _raise_terminated)
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, _on_signal)
     try:
         app()
     except PolyinstructError as err:
         print(f"error: {err}", file=sys.stderr)
         sys.exit(2)
-    except KeyboardInterrupt:
-        print("error: interrupted", file=sys.stderr)
-        sys.exit(130)
-    except Terminated:
-        print("error: terminated by SIGTERM; outputs already finished are kept, a rerun resumes or redoes the rest",
-              file=sys.stderr)
-        sys.exit(143)
+    except (KeyboardInterrupt, Terminated, SystemExit, Exception) as err:
+        # typer turns Ctrl-C's KeyboardInterrupt into exit 130, DuckDB either signal's exception into its own.
+        stopped_by = _SIGNALLED[0] if _SIGNALLED else signal.SIGINT if isinstance(err, KeyboardInterrupt) else None
+        if stopped_by is None:
+            raise
+        print("error: terminated by SIGTERM; outputs already finished are kept, a rerun resumes or redoes the rest"
+              if stopped_by == signal.SIGTERM else "error: interrupted", file=sys.stderr)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        # The stage's `with` blocks have run (temporary folders removed, worker pools killed). multiprocessing's own
+        # clean-up runs (its temporary folder, semaphores); the rest of atexit does not: it joins the thread of any
+        # process pool whose workers the signal killed while they wrote a result, which waits forever.
+        getattr(multiprocessing.util, "_exit_function", lambda: None)()
+        os._exit(143 if stopped_by == signal.SIGTERM else 130)
 
 
 if __name__ == "__main__":
