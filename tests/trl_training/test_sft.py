@@ -110,6 +110,10 @@ def test_resume_continues_from_the_checkpoint(memorise_mix: Path, smoke_lm: Path
     first = train(memorise_mix, smoke_lm, tmp_path / "adapter", params)
     assert first["steps"] == 2 and (tmp_path / "adapter" / "checkpoints" / "checkpoint-2").is_dir()
     shutil.copy(tmp_path / "adapter" / "adapter_model.safetensors", tmp_path / "adapter_first.safetensors")
+    # What a kill inside the next save leaves: a later checkpoint whose trainer state is empty.
+    partial = tmp_path / "adapter" / "checkpoints" / "checkpoint-3"
+    shutil.copytree(tmp_path / "adapter" / "checkpoints" / "checkpoint-2", partial)
+    (partial / "trainer_state.json").write_text("")
     resumed = train(memorise_mix, smoke_lm, tmp_path / "adapter", params, max_steps=4, resume=True)
     assert resumed["resumed_from_step"] == 2 and resumed["steps"] == 4
     assert [p["step"] for p in resumed["losses"]] == [1, 2, 3, 4]
