@@ -26,6 +26,7 @@ import pyarrow.parquet as pq
 import yaml
 
 from benchmarks import fidelity_qe
+from benchmarks.shared_data import SHARED_DATA
 from benchmarks.synth import synthetic_parallel_set
 from quality.filters import SPAN_REASONS
 from quality.stage import run_filter
@@ -33,7 +34,6 @@ from schemas import language_bound as lb_rules
 from schemas.params import Params, parse_params
 
 ROOT = Path(__file__).resolve().parent.parent
-DATA = ROOT.parent / "shared" / "data"
 WORK = Path(__file__).resolve().parent / "work" / "fidelity"
 HPLT = {"bg": "bul_Cyrl", "es": "spa_Latn", "fr": "fra_Latn", "ru": "rus_Cyrl", "zh": "zho_Hans"}
 SWAP = {"es": "fr", "fr": "es", "bg": "ru", "ru": "bg"}  # same script: only language ID can tell
@@ -98,7 +98,7 @@ def _sample(table: pa.Table, n: int | None) -> pa.Table:
 
 
 def zh_scores(params: Params, quick: bool) -> dict[str, Any]:
-    table = _sample(pq.read_table(DATA / "mt-dev" / "zh_open-chinese_dev.parquet"), 4000 if quick else None)
+    table = _sample(pq.read_table(SHARED_DATA / "mt-dev" / "zh_open-chinese_dev.parquet"), 4000 if quick else None)
     source, target = _mt_sets(table)
     root = WORK / "zh"
     _write(root, source, {"zho_Hans": target})
@@ -165,7 +165,7 @@ def language_bound_split(table: pa.Table, rejected: list[str]) -> dict[str, Any]
 
 
 def de_kept(params: Params, quick: bool) -> dict[str, Any]:
-    table = _sample(pq.read_table(DATA / "mt-dev" / "de_deepl.parquet"), 3000 if quick else None)
+    table = _sample(pq.read_table(SHARED_DATA / "mt-dev" / "de_deepl.parquet"), 3000 if quick else None)
     source, target = _mt_sets(table)
     root = WORK / "de"
     _write(root, source, {"deu_Latn": target})
@@ -196,7 +196,7 @@ def de_kept(params: Params, quick: bool) -> dict[str, Any]:
 def _hplt() -> dict[str, dict[str, str]]:
     prompts = {}
     for code in ("en", *HPLT):
-        lines = (DATA / "hplt-test" / f"test_{code}.jsonl").read_text().splitlines()
+        lines = (SHARED_DATA / "hplt-test" / f"test_{code}.jsonl").read_text().splitlines()
         prompts[code] = {r["id"]: r["prompt"] for r in map(json.loads, filter(str.strip, lines))}
     return prompts
 
@@ -289,8 +289,8 @@ def _filter_at(root: Path, source: pa.Table, translated: dict[str, pa.Table], pa
 
 def qe_sets() -> dict[str, fidelity_qe.DevSet]:
     """The zh and DeepL dev sets as imported translations (no log_prob), for the QE measurement."""
-    zh = pq.read_table(DATA / "mt-dev" / "zh_open-chinese_dev.parquet")
-    de = pq.read_table(DATA / "mt-dev" / "de_deepl.parquet")
+    zh = pq.read_table(SHARED_DATA / "mt-dev" / "zh_open-chinese_dev.parquet")
+    de = pq.read_table(SHARED_DATA / "mt-dev" / "de_deepl.parquet")
     zh_scores = dict(zip(pc.cast(zh.column("id"), pa.string()).to_pylist(), zh.column("gpt4o_score").to_pylist(),
                          strict=True))
     return {"zh": (*_mt_sets(zh), "zho_Hans", zh_scores), "de": (*_mt_sets(de), "deu_Latn", None)}
@@ -299,8 +299,8 @@ def qe_sets() -> dict[str, fidelity_qe.DevSet]:
 def run(quick: bool = False, qe_model: str | None = None, limit: int | None = None) -> dict[str, Any]:
     """qe_model: a converted CTranslate2 NLLB directory; its QE scores of the dev sets (fidelity_qe),
     on `limit` records of each when given."""
-    if not (DATA / "mt-dev").exists() or not (DATA / "hplt-test").exists():
-        return {"summary": {"skipped": f"{DATA} (mt-dev, hplt-test) not found: real data needed"}}
+    if not (SHARED_DATA / "mt-dev").exists() or not (SHARED_DATA / "hplt-test").exists():
+        return {"summary": {"skipped": f"{SHARED_DATA} (mt-dev, hplt-test) not found: real data needed"}}
     params = all_filters_params()
     qe = fidelity_qe.measure(Path(qe_model) if qe_model else None, limit, params,
                              qe_sets() if qe_model else {}, WORK / "qe", _filter_at)

@@ -26,28 +26,28 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from benchmarks.shared_data import SHARED_DATA
 from benchmarks.synth import synthetic_parallel_set
 from quality import langid, lid_sql
 from schemas.errors import PolyinstructError
 from schemas.languages import resolve
 from schemas.params import LangIdParams
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 HPLT = ("bg", "es", "fr", "ru", "zh", "en")
 MT_DEV = {"de_deepl.parquet": "deu_Latn", "zh_open-chinese_dev.parquet": "zho_Hans"}
 
 
 def real_texts() -> list[tuple[str, str, str]]:
     """(corpus, FLORES code, text) for every real text the benchmark uses."""
-    if not DATA.is_dir():
-        raise PolyinstructError(f"{DATA} not found: this benchmark needs the shared real data (../shared/data)")
+    if not SHARED_DATA.is_dir():
+        raise PolyinstructError(f"{SHARED_DATA} not found: this benchmark needs the shared real data (../shared/data)")
     texts = []
     for code in HPLT:
-        for line in (DATA / "hplt-test" / f"test_{code}.jsonl").read_text().splitlines():
+        for line in (SHARED_DATA / "hplt-test" / f"test_{code}.jsonl").read_text().splitlines():
             if line.strip():
                 texts.append(("hplt-test", resolve(code).flores, json.loads(line)["prompt"]))
     for name, lang in MT_DEV.items():
-        table = pq.read_table(DATA / "mt-dev" / name, columns=["instruction", "output"]).to_pydict()
+        table = pq.read_table(SHARED_DATA / "mt-dev" / name, columns=["instruction", "output"]).to_pydict()
         for instruction, output in zip(table["instruction"], table["output"], strict=True):
             texts.append((f"mt-dev/{name}", lang, f"{instruction or ''}\n{output or ''}"))
     return texts

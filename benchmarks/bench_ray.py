@@ -30,8 +30,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+from benchmarks.shared_data import SHARED_ALPACA
+
 WORK = Path(__file__).resolve().parent / "work" / "ray"
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "alpaca_5000.json"
 SHARDS_PER_RUN = 16
 
 
@@ -40,7 +41,7 @@ def _units(records: int) -> list[str]:
     from dataset_builder.memory import pending_order
     from dataset_builder.segment import normalise_unit, segment
 
-    path = SHARED if SHARED.exists() else embedded_sample_path()
+    path = SHARED_ALPACA if SHARED_ALPACA.exists() else embedded_sample_path()
     rows = json.loads(path.read_text(encoding="utf-8"))[:records]
     return pending_order(normalise_unit(u) for r in rows for f in ("instruction", "input", "output")
                          for u in segment(r.get(f, "")).units)

@@ -18,8 +18,9 @@ from typing import Any
 
 import pyarrow as pa
 
+from benchmarks.shared_data import SHARED_ALPACA
+
 BENCH_WORK = Path(__file__).resolve().parent / "work" / "training"
-SHARED_ALPACA = Path(__file__).resolve().parents[2] / "shared" / "data" / "alpaca_5000.json"
 
 
 def _write_mix(out: Path, records: list[dict[str, Any]]) -> Path:

@@ -26,8 +26,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+from benchmarks.shared_data import SHARED_ALPACA
+
 WORK = Path(__file__).resolve().parent / "work" / "translate"
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "alpaca_5000.json"
 QUICK_ARCH = {"d_model": 256, "encoder_layers": 2, "decoder_layers": 2, "encoder_attention_heads": 4,
               "decoder_attention_heads": 4, "encoder_ffn_dim": 1024, "decoder_ffn_dim": 1024,
               "max_position_embeddings": 1024}
@@ -40,7 +41,7 @@ def _unit_lengths(n: int, seed: int) -> list[int]:
     from dataset_builder.ingest import embedded_sample_path
     from dataset_builder.segment import segment
 
-    path = SHARED if SHARED.exists() else embedded_sample_path()
+    path = SHARED_ALPACA if SHARED_ALPACA.exists() else embedded_sample_path()
     records = json.loads(path.read_text(encoding="utf-8"))
     rng = random.Random(seed)
     units: list[str] = []

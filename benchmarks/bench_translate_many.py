@@ -26,7 +26,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks.bench_translate import SHARED, WORK, _build
+from benchmarks.bench_translate import WORK, _build
+from benchmarks.shared_data import SHARED_ALPACA
 from dataset_builder.ingest import ingest
 from dataset_builder.models.nllb import load_tokenizer
 from dataset_builder.models.smoke import NLLB_600M_ARCH, NLLB_VOCAB_SIZE, build_smoke_nllb
@@ -177,9 +178,9 @@ def run(quick: bool = False) -> dict[str, Any]:
         build_smoke_nllb(model, seed=0)
     langs = LANGS if full else LANGS[:3]
     limit = int(os.environ.get("BENCH_TRANSLATE_MANY_RECORDS") or 0) or None  # full: the first N of alpaca_5000
-    data = DataParams(source=str(SHARED), limit=limit) if full else DataParams(source="embedded")
-    if full and not SHARED.exists():
-        raise RuntimeError(f"the full run reads {SHARED}, which is not here")
+    data = DataParams(source=str(SHARED_ALPACA), limit=limit) if full else DataParams(source="embedded")
+    if full and not SHARED_ALPACA.exists():
+        raise RuntimeError(f"the full run reads {SHARED_ALPACA}, which is not here")
     source = work / ("alpaca_5000.parquet" if full else "sample.parquet")
     ingest(data, source, work / "ingest_rejects.parquet")
 

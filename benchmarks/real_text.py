@@ -17,20 +17,19 @@ from __future__ import annotations
 
 import itertools
 import json
-from pathlib import Path
 
 import polars as pl
 
+from benchmarks.shared_data import SHARED_DATA
 from schemas.records import TEXT_FIELDS
 
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 HPLT_LANGS: dict[str, str] = {"bg": "bul_Cyrl", "es": "spa_Latn", "fr": "fra_Latn", "ru": "rus_Cyrl",
                               "zh": "zho_Hans"}
 REAL_LANGS: tuple[str, ...] = ("zho_Hans", "deu_Latn", "bul_Cyrl", "spa_Latn", "fra_Latn", "rus_Cyrl")
 
 
 def _mt_dev(name: str, flores: str, prefix: str) -> pl.DataFrame:
-    frame = pl.read_parquet(SHARED / "mt-dev" / f"{name}.parquet")
+    frame = pl.read_parquet(SHARED_DATA / "mt-dev" / f"{name}.parquet")
     text = {f: pl.col(f).cast(pl.String).fill_null("") for f in TEXT_FIELDS}
     return frame.select(pl.format(prefix + "-{}", pl.int_range(pl.len())).alias("base_id"),
                         *[pl.col(f"en_{f}").cast(pl.String).fill_null("").alias(f) for f in TEXT_FIELDS],
@@ -38,7 +37,7 @@ def _mt_dev(name: str, flores: str, prefix: str) -> pl.DataFrame:
 
 
 def _hplt() -> pl.DataFrame:
-    prompts = {code: [json.loads(line)["prompt"] for line in (SHARED / "hplt-test" / f"test_{code}.jsonl")
+    prompts = {code: [json.loads(line)["prompt"] for line in (SHARED_DATA / "hplt-test" / f"test_{code}.jsonl")
                       .read_text(encoding="utf-8").splitlines() if line.strip()] for code in ("en", *HPLT_LANGS)}
     pairs = [(a, b) for a, b in itertools.permutations(range(len(prompts["en"])), 2)]
     columns: dict[str, list[str]] = {"base_id": [f"hplt-{a}-{b}" for a, b in pairs]}
@@ -51,7 +50,7 @@ def _hplt() -> pl.DataFrame:
 
 
 def _alpaca() -> pl.DataFrame:
-    frame = pl.DataFrame(json.loads((SHARED / "alpaca_5000.json").read_text(encoding="utf-8")))
+    frame = pl.DataFrame(json.loads((SHARED_DATA / "alpaca_5000.json").read_text(encoding="utf-8")))
     return frame.select(pl.format("alpaca-{}", pl.int_range(pl.len())).alias("base_id"),
                         *[pl.col(f).cast(pl.String).fill_null("") for f in TEXT_FIELDS])
 
@@ -64,7 +63,7 @@ def real_pool() -> pl.DataFrame:
 
 
 def available() -> bool:
-    return all((SHARED / p).exists() for p in ("mt-dev/zh_open-chinese_dev.parquet", "mt-dev/de_deepl.parquet",
+    return all((SHARED_DATA / p).exists() for p in ("mt-dev/zh_open-chinese_dev.parquet", "mt-dev/de_deepl.parquet",
                                                "hplt-test/test_en.jsonl", "alpaca_5000.json"))
 
 

@@ -25,11 +25,11 @@ import numpy as np
 import polars as pl
 
 from benchmarks.real_text import real_source
+from benchmarks.shared_data import SHARED_ALPACA
 from schemas.artifacts import write_parquet
 from schemas.languages import BACTRIAN_X, ENGLISH, Language
 from schemas.records import SOURCE_SCHEMA, TEXT_FIELDS, TRANSLATED_SCHEMA
 
-ALPACA = Path(__file__).resolve().parents[2] / "shared" / "data" / "alpaca_5000.json"
 MODEL = "synthetic"
 # Planted defect -> fraction of rows per language. Chosen on disjoint rows, so counts are exact.
 PLANT_RATES: dict[str, float] = {
@@ -111,9 +111,9 @@ def _substitution(lang: Language, index: int) -> tuple[list[str], list[str]]:
 
 
 def _load_alpaca() -> pl.DataFrame:
-    if not ALPACA.exists():
-        raise FileNotFoundError(f"{ALPACA}: the shared Alpaca sample is missing")
-    frame = pl.DataFrame(json.loads(ALPACA.read_text(encoding="utf-8")))
+    if not SHARED_ALPACA.exists():
+        raise FileNotFoundError(f"{SHARED_ALPACA}: the shared Alpaca sample is missing")
+    frame = pl.DataFrame(json.loads(SHARED_ALPACA.read_text(encoding="utf-8")))
     return frame.select([pl.col(f).cast(pl.String).fill_null("") for f in TEXT_FIELDS])
 
 

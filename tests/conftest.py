@@ -14,13 +14,13 @@ from typing import Any
 
 import pytest
 
+from benchmarks.shared_data import SHARED_DATA, SHARED_DATA_ENV
 from dataset_builder.cli.app import main
 from dataset_builder.devices import available_cpus
 from schemas.timings import timing_path
 from tests.demo_repo import DemoRepo, build_demo_repo
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-SHARED_DATA_ENV = "POLYINSTRUCT_SHARED_DATA"
 # pytest-xdist (`make test`: -n 2 --dist loadfile): each test file runs in one worker, and the files of a group
 # here run in one worker together: the demo tests share one `dvc repro` (a session fixture), the Ray tests keep
 # one local Ray instance at a time on the machine. (xdist's --dist loadgroup cannot tag node ids under pytest 9.)
@@ -30,7 +30,6 @@ XDIST_GROUPS = {"tests/test_pipeline.py": DEMO_GROUP, "tests/test_versioning.py"
                 "tests/dataset_builder/test_respond_ray.py": RAY_GROUP}
 # The heaviest groups (minutes each, from `pytest --durations`) start first, so none is left to run alone at the end.
 HEAVIEST_GROUPS = (DEMO_GROUP, "tests/test_recipes.py", RAY_GROUP)
-SHARED_DATA = Path(os.environ.get(SHARED_DATA_ENV) or REPO_ROOT.parent / "shared" / "data")
 # Each xdist worker, and every process its tests start (the stages of a `dvc repro`), gets its share of the CPUs
 # for OpenMP (torch, CTranslate2: dataset_builder.devices.cpu_threads): threads beyond it spin against the other
 # worker's, which measured 4x slower smoke training on a loaded 2-core machine. Set before torch is imported.

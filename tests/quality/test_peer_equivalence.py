@@ -16,7 +16,7 @@ from benchmarks.synth import synthetic_parallel_set
 @pytest.mark.slow
 def test_same_kept_and_rejected_ids_as_the_peer(tmp_path: Path) -> None:
     if not real_text.available():
-        pytest.skip(f"{real_text.SHARED} lacks the real text the benchmark set is built from (shared real data)")
+        pytest.skip(f"{real_text.SHARED_DATA} lacks the real text the benchmark set is built from (shared real data)")
     peer_tree = bench_quality.peer_tree(tmp_path / "peer")
     if peer_tree is None:
         pytest.skip(f"git cannot extract commit {bench_quality.PEER} here (a shallow clone or no git)")
