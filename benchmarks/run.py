@@ -21,6 +21,8 @@ import psutil
 BENCH_DIR = Path(__file__).resolve().parent
 RESULTS_DIR = BENCH_DIR / "results"
 RESULTS_MD = BENCH_DIR / "RESULTS.md"
+# Environment variables that are benchmark knobs (recorded with the command).
+KNOB_PREFIXES = ("BENCH_", "POLYINSTRUCT_")
 
 
 def machine() -> dict[str, Any]:
@@ -77,6 +79,14 @@ def write_results_md() -> None:
     RESULTS_MD.write_text("\n".join(lines))
 
 
+def _environment_knobs() -> list[str]:
+    """The set environment variables that change what a benchmark measures (BENCH_TRANSLATE_MANY_FULL,
+    POLYINSTRUCT_BENCH_FULL, POLYINSTRUCT_SHARED_DATA ...) as `NAME=value`: without them, `make
+    bench-translate-many FULL=1` would be recorded as the default run it is not."""
+    return [f"{key}={value}" for key, value in sorted(os.environ.items())
+            if value and key.startswith(KNOB_PREFIXES)]
+
+
 def run_one(name: str, quick: bool, rows: int | None = None, options: dict[str, Any] | None = None) -> dict[str, Any]:
     """rows: the size of a benchmark that takes one (bench_quality); its result goes to <name>_<rows>.json.
     options: a benchmark's own flags (fidelity: qe_model, limit), passed when set."""
@@ -89,8 +99,10 @@ def run_one(name: str, quick: bool, rows: int | None = None, options: dict[str, 
     if options:
         command = f"python -m benchmarks.run {'--quick ' if quick else ''}{name} " + " ".join(
             f"--{k.replace('_', '-')} {v}" for k, v in options.items())
+    if rows:
+        command = f"python -m benchmarks.run {name} --rows {rows}"
     result["meta"] = {
-        "command": f"python -m benchmarks.run {name} --rows {rows}" if rows else command,
+        "command": " ".join([*_environment_knobs(), command]),
         "quick": quick,
         "machine": machine(),
         "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
