@@ -25,13 +25,24 @@ RESULTS_MD = BENCH_DIR / "RESULTS.md"
 KNOB_PREFIXES = ("BENCH_", "POLYINSTRUCT_")
 
 
+def cpu_isa(flags: set[str]) -> str:
+    """The widest of the vector instruction sets that change speed and int8 results here (oneDNN's int8 kernels
+    differ with and without VNNI): machines that all say "AMD EPYC" are told apart by it."""
+    for isa in ("avx512_vnni", "avx512f", "avx2"):
+        if isa in flags:
+            return isa
+    return "older"
+
+
 def machine() -> dict[str, Any]:
     cpu = platform.processor() or platform.machine()
+    flags: set[str] = set()
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("model name"):
                 cpu = line.split(":", 1)[1].strip()
-                break
+            elif line.startswith("flags") and not flags:
+                flags = set(line.split(":", 1)[1].split())
     except OSError:
         pass
     gpu = "none"
@@ -42,7 +53,8 @@ def machine() -> dict[str, Any]:
             gpu = torch.cuda.get_device_name(0)
     except ImportError:
         pass
-    return {"cpu": cpu, "cores": os.cpu_count(), "memory_gib": round(psutil.virtual_memory().total / 2**30, 1),
+    return {"cpu": cpu, "isa": cpu_isa(flags) if flags else "unknown", "cores": os.cpu_count(),
+            "memory_gib": round(psutil.virtual_memory().total / 2**30, 1),
             "gpu": gpu, "python": platform.python_version(), "platform": platform.platform()}
 
 
@@ -70,7 +82,9 @@ def write_results_md() -> None:
         meta = result["meta"]
         lines += [f"## {path.stem}", "",
                   f"- command: `{meta['command']}`" + (" (quick mode)" if meta.get("quick") else ""),
-                  f"- machine: {meta['machine']['cpu']}, {meta['machine']['cores']} cores, "
+                  f"- machine: {meta['machine']['cpu']}"
+                  + (f" ({meta['machine']['isa']})" if "isa" in meta["machine"] else "")
+                  + f", {meta['machine']['cores']} cores, "
                   f"{meta['machine']['memory_gib']} GiB, GPU: {meta['machine']['gpu']}",
                   f"- date: {meta['date']}; wall time {meta['wall_seconds']:.1f} s" + _load_note(meta), "",
                   "| metric | value |", "|---|---|"]

@@ -45,3 +45,15 @@ def test_the_recorded_command_names_the_knobs_set_in_the_environment(fake_bench:
 def test_without_knobs_the_command_is_the_make_target(fake_bench: Path) -> None:
     assert run.run_one("fake", quick=False)["meta"]["command"] == "make bench-fake"
     assert run.run_one("fake", quick=False, rows=10)["meta"]["command"] == "python -m benchmarks.run fake --rows 10"
+
+
+def test_the_machine_names_its_widest_vector_isa(fake_bench: Path) -> None:
+    assert run.cpu_isa({"sse4_2", "avx2", "avx512f", "avx512_vnni"}) == "avx512_vnni"
+    assert run.cpu_isa({"sse4_2", "avx2", "avx512f"}) == "avx512f"
+    assert run.cpu_isa({"sse4_2", "avx2"}) == "avx2"
+    assert run.cpu_isa({"sse4_2"}) == "older"
+    run.run_one("fake", quick=False)
+    run.write_results_md()
+    isa = json.loads((fake_bench / "results" / "fake.json").read_text())["meta"]["machine"]["isa"]
+    assert isa in {"avx512_vnni", "avx512f", "avx2", "older", "unknown"}
+    assert f" ({isa}), " in (fake_bench / "RESULTS.md").read_text()
